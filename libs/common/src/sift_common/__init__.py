@@ -1,0 +1,1 @@
+"""Shared contracts, topology, settings, locks, store and helpers for every Sift service."""

@@ -1,0 +1,88 @@
+"""Settings fragments shared by every service, read from `SIFT_*` environment variables.
+
+A service composes the fragments it needs into one `Settings` class and calls `load_settings`
+at start-up, so a wrong value stops the process with a message naming the variable.
+"""
+
+from typing import TypeVar
+
+from pydantic import AmqpDsn, Field, HttpUrl, RedisDsn, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "SIFT_"
+
+
+class SiftSettings(BaseSettings):
+    """Base of every settings class: `SIFT_` prefix, unknown variables ignored."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+
+class RabbitSettings(SiftSettings):
+    rabbit_url: AmqpDsn = Field(
+        default=AmqpDsn("amqp://guest:guest@127.0.0.1:5672/"),
+        description="RabbitMQ connection URL (SIFT_RABBIT_URL).",
+    )
+    namespace: str = Field(
+        default="",
+        pattern=r"^[a-z0-9_.-]*$",
+        description="Prefix for every exchange and queue name (SIFT_NAMESPACE); empty in production.",
+    )
+
+
+class RedisSettings(SiftSettings):
+    redis_url: RedisDsn = Field(
+        default=RedisDsn("redis://127.0.0.1:6379/0"),
+        description="Redis connection URL (SIFT_REDIS_URL).",
+    )
+
+
+class DatabaseSettings(SiftSettings):
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL URL (SIFT_DATABASE_URL), any driver prefix. Unset: the embedded "
+            "PostgreSQL + pgvector under .sift/pgdata is started and used."
+        ),
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        # Unix-socket URLs (`postgresql://user@/db?host=/dir`) have no host, which
+        # pydantic's PostgresDsn rejects, so SQLAlchemy's own parser decides.
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {exc}") from exc
+        if url.get_backend_name() != "postgresql":
+            raise ValueError(f"expected a postgresql:// URL, got {url.drivername}://")
+        return value
+
+
+class GatewaySettings(SiftSettings):
+    gateway_url: HttpUrl = Field(
+        default=HttpUrl("http://127.0.0.1:8100"),
+        description="Base URL of the LLM gateway (SIFT_GATEWAY_URL).",
+    )
+
+
+SettingsT = TypeVar("SettingsT", bound=SiftSettings)
+
+
+def load_settings(settings_class: type[SettingsT]) -> SettingsT:
+    """Read settings from the environment; on a bad value raise `ConfigError` naming the variable."""
+    from sift_common.errors import ConfigError
+
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        problems = [
+            f"{ENV_PREFIX}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from exc

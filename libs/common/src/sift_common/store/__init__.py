@@ -1,0 +1,1 @@
+"""The PostgreSQL + pgvector store: models, engine, migrations, embedded server."""

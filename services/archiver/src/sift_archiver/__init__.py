@@ -1,0 +1,1 @@
+"""Sift archiver service."""

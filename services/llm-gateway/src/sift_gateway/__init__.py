@@ -1,0 +1,1 @@
+"""Sift llm-gateway service."""

@@ -1,0 +1,105 @@
+"""Where the tests find RabbitMQ, Redis and PostgreSQL+pgvector, and how each test is isolated.
+
+Order of preference for every service: the `SIFT_*` environment variable; a testcontainers
+container where a Docker engine answers; otherwise the local service on its default port (and,
+for PostgreSQL, the embedded pgvector server). Each test gets its own queue/exchange namespace,
+its own Redis key prefix and, when it asks for one, its own freshly created database.
+"""
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from sift_common.settings import DatabaseSettings, RabbitSettings, RedisSettings, load_settings
+from sift_common.store.embedded import start_embedded_postgres, to_asyncpg_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _docker_engine_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        probe = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def containers() -> Iterator[ExitStack | None]:
+    """An ExitStack for testcontainers when a Docker engine exists, else None."""
+    if not _docker_engine_available():
+        yield None
+        return
+    with ExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def rabbit_url(containers: ExitStack | None) -> str:
+    import os
+
+    if "SIFT_RABBIT_URL" in os.environ or containers is None:
+        return str(load_settings(RabbitSettings).rabbit_url)
+    from testcontainers.rabbitmq import RabbitMqContainer
+
+    rabbit = containers.enter_context(RabbitMqContainer("rabbitmq:3.13"))
+    host, port = rabbit.get_container_host_ip(), rabbit.get_exposed_port(5672)
+    return f"amqp://guest:guest@{host}:{port}/"
+
+
+@pytest.fixture(scope="session")
+def redis_url(containers: ExitStack | None) -> str:
+    import os
+
+    if "SIFT_REDIS_URL" in os.environ or containers is None:
+        return str(load_settings(RedisSettings).redis_url)
+    from testcontainers.redis import RedisContainer
+
+    redis = containers.enter_context(RedisContainer("redis:7"))
+    host, port = redis.get_container_host_ip(), redis.get_exposed_port(6379)
+    return f"redis://{host}:{port}/0"
+
+
+@pytest.fixture(scope="session")
+def database_url(containers: ExitStack | None) -> str:
+    """URL of a PostgreSQL server with pgvector (asyncpg driver), the admin database."""
+    configured = load_settings(DatabaseSettings).database_url
+    if configured is not None:
+        return to_asyncpg_url(configured)
+    if containers is not None:
+        from testcontainers.postgres import PostgresContainer
+
+        postgres = containers.enter_context(PostgresContainer("pgvector/pgvector:pg17"))
+        return to_asyncpg_url(postgres.get_connection_url())
+    return start_embedded_postgres(ROOT / ".sift" / "pgdata")
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A unique prefix for this test's exchanges, queues and Redis keys."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+async def fresh_database(database_url: str) -> AsyncIterator[str]:
+    """A newly created, empty database for this test; dropped afterwards."""
+    name = f"sift_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
