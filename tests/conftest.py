@@ -6,6 +6,7 @@ for PostgreSQL, the embedded pgvector server). Each test gets its own queue/exch
 its own Redis key prefix and, when it asks for one, its own freshly created database.
 """
 
+import os
 import shutil
 import subprocess
 import uuid
@@ -19,9 +20,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from sift_common.settings import DatabaseSettings, RabbitSettings, RedisSettings, load_settings
-from sift_common.store.embedded import start_embedded_postgres, to_asyncpg_url
+from sift_common.store.embedded import (
+    start_embedded_postgres,
+    stop_embedded_postgres,
+    to_asyncpg_url,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
+TEST_PGDATA = ROOT / ".sift" / "pgdata-test"
 
 
 def _docker_engine_available() -> bool:
@@ -46,8 +52,6 @@ def containers() -> Iterator[ExitStack | None]:
 
 @pytest.fixture(scope="session")
 def rabbit_url(containers: ExitStack | None) -> str:
-    import os
-
     if "SIFT_RABBIT_URL" in os.environ or containers is None:
         return str(load_settings(RabbitSettings).rabbit_url)
     from testcontainers.rabbitmq import RabbitMqContainer
@@ -59,8 +63,6 @@ def rabbit_url(containers: ExitStack | None) -> str:
 
 @pytest.fixture(scope="session")
 def redis_url(containers: ExitStack | None) -> str:
-    import os
-
     if "SIFT_REDIS_URL" in os.environ or containers is None:
         return str(load_settings(RedisSettings).redis_url)
     from testcontainers.redis import RedisContainer
@@ -71,17 +73,20 @@ def redis_url(containers: ExitStack | None) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(containers: ExitStack | None) -> str:
+def database_url(containers: ExitStack | None) -> Iterator[str]:
     """URL of a PostgreSQL server with pgvector (asyncpg driver), the admin database."""
     configured = load_settings(DatabaseSettings).database_url
     if configured is not None:
-        return to_asyncpg_url(configured)
-    if containers is not None:
+        yield to_asyncpg_url(configured)
+    elif containers is not None:
         from testcontainers.postgres import PostgresContainer
 
         postgres = containers.enter_context(PostgresContainer("pgvector/pgvector:pg17"))
-        return to_asyncpg_url(postgres.get_connection_url())
-    return start_embedded_postgres(ROOT / ".sift" / "pgdata")
+        yield to_asyncpg_url(postgres.get_connection_url())
+    else:
+        # Stopped at the end so no server outlives the test run (CI waits on its children).
+        yield start_embedded_postgres(TEST_PGDATA)
+        stop_embedded_postgres(TEST_PGDATA)
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from sift_common.errors import ConfigError
+
 ENV_PREFIX = "SIFT_"
 
 
@@ -28,7 +30,9 @@ class RabbitSettings(SiftSettings):
     namespace: str = Field(
         default="",
         pattern=r"^[a-z0-9_.-]*$",
-        description="Prefix for every exchange and queue name (SIFT_NAMESPACE); empty in production.",
+        description=(
+            "Prefix of every exchange and queue name (SIFT_NAMESPACE); empty in production."
+        ),
     )
 
 
@@ -75,8 +79,7 @@ SettingsT = TypeVar("SettingsT", bound=SiftSettings)
 
 
 def load_settings(settings_class: type[SettingsT]) -> SettingsT:
-    """Read settings from the environment; on a bad value raise `ConfigError` naming the variable."""
-    from sift_common.errors import ConfigError
+    """Read settings from the environment; a bad value raises `ConfigError` naming the variable."""
 
     try:
         return settings_class()

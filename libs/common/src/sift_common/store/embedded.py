@@ -8,13 +8,14 @@ exits (`cleanup_mode=None`) so the demo, the CLI and test runs share one warm in
 
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 from sqlalchemy.engine import make_url
 
 DEFAULT_DATA_DIR = Path(".sift/pgdata")
 
 
-def _pgserver():  # type: ignore[no-untyped-def]
+def _pgserver() -> ModuleType:
     with warnings.catch_warnings():
         # platformdirs warns about an unset XDG_RUNTIME_DIR on import; it picks /tmp instead.
         warnings.simplefilter("ignore")

@@ -1,0 +1,152 @@
+"""The message contracts: every event on the `sift` exchange, versioned.
+
+Publishers and consumers import these classes; the routing key of an event is its class's
+`ROUTING_KEY`. A consumer accepts only the `schema_version`s it knows (a newer producer must
+bump the version), and ignores unknown extra fields so additive changes need no bump.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from sift_common.ids import content_hash, document_id
+
+DocumentKind = Literal["news", "review", "generic"]
+Priority = Literal["realtime", "normal", "backfill"]
+Sha256Hex = str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=False)
+
+
+class Event(Contract):
+    """Fields every event carries."""
+
+    ROUTING_KEY: ClassVar[str]
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(default_factory=_new_event_id, min_length=1)
+    occurred_at: AwareDatetime = Field(default_factory=_now)
+    correlation_id: str = Field(
+        min_length=1, description="Carried through every hop: the document id or entity key."
+    )
+
+
+class Document(Contract):
+    """A collected, normalised document. `id` and `content_hash` are derived, never invented."""
+
+    id: Sha256Hex = Field(pattern=r"^[0-9a-f]{64}$")
+    content_hash: Sha256Hex = Field(pattern=r"^[0-9a-f]{64}$")
+    source: str = Field(min_length=1, max_length=200)
+    external_id: str | None = Field(default=None, max_length=500)
+    url: str | None = Field(default=None, max_length=2000)
+    title: str | None = Field(default=None, max_length=1000)
+    body: str = Field(min_length=1)
+    language: str | None = Field(default=None, max_length=16)
+    kind: DocumentKind = "generic"
+    published_at: AwareDatetime | None = None
+    collected_at: AwareDatetime = Field(default_factory=_now)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def create(cls, *, source: str, body: str, **fields: Any) -> "Document":
+        """Build a document, deriving its id and content hash from its content."""
+        return cls(
+            id=document_id(source, body, fields.get("external_id"), fields.get("url")),
+            content_hash=content_hash(body),
+            source=source,
+            body=body,
+            **fields,
+        )
+
+    @model_validator(mode="after")
+    def _hashes_match_content(self) -> "Document":
+        if self.content_hash != content_hash(self.body):
+            raise ValueError("content_hash does not match the body")
+        if self.id != document_id(self.source, self.body, self.external_id, self.url):
+            raise ValueError("id does not match (source, external_id or url, content)")
+        return self
+
+
+class EntityRef(Contract):
+    """An entity a document mentions: a company, a ticker, a restaurant."""
+
+    kind: str = Field(min_length=1, max_length=50)
+    name: str = Field(min_length=1, max_length=300)
+    ticker: str | None = Field(default=None, max_length=20)
+
+    @property
+    def key(self) -> str:
+        """Stable entity key: kind plus case- and space-folded name."""
+        return f"{self.kind}:{' '.join(self.name.casefold().split())}"
+
+
+class Analysis(Contract):
+    analysis_type: str = Field(min_length=1, description="The analysis profile, e.g. 'news'.")
+    prompt_version: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    score: float | None = Field(default=None, ge=0, le=100)
+    result: dict[str, Any] = Field(description="The schema-valid output of the profile.")
+    entities: list[EntityRef] = Field(default_factory=list)
+
+
+class DocumentCollected(Event):
+    """A new document entered Sift (collector → analyzer)."""
+
+    ROUTING_KEY: ClassVar[str] = "document.collected"
+
+    document: Document
+    priority: Priority = "normal"
+
+
+class DocumentAnalyzed(Event):
+    """A document and its analysis (analyzer → archiver)."""
+
+    ROUTING_KEY: ClassVar[str] = "document.analyzed"
+
+    document: Document
+    analysis: Analysis
+
+
+class EntityRefresh(Event):
+    """An entity's digest may be stale (archiver or schedule → analyzer)."""
+
+    ROUTING_KEY: ClassVar[str] = "entity.refresh"
+
+    entity: EntityRef
+    reason: Literal["new_documents", "schedule", "manual"] = "new_documents"
+    new_document_ids: list[Sha256Hex] = Field(default_factory=list)
+
+
+class EntityDigested(Event):
+    """A fresh LLM digest of an entity's recent documents (analyzer → archiver)."""
+
+    ROUTING_KEY: ClassVar[str] = "entity.digested"
+
+    entity: EntityRef
+    digest_type: str = Field(min_length=1)
+    prompt_version: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    summary: str = Field(min_length=1)
+    score: float | None = Field(default=None, ge=0, le=100)
+    details: dict[str, Any] = Field(default_factory=dict)
+    document_ids: list[Sha256Hex] = Field(min_length=1)
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    DocumentCollected,
+    DocumentAnalyzed,
+    EntityRefresh,
+    EntityDigested,
+)

@@ -1,0 +1,1 @@
+"""RabbitMQ topology, reliable publishing and consuming on FastStream."""

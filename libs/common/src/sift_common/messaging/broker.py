@@ -1,0 +1,120 @@
+"""Building the FastStream broker, declaring the topology, and publishing durably.
+
+Every publish is persistent (FastStream's default is transient), mandatory and awaited until the
+broker confirms it; an unroutable message raises instead of vanishing (`on_return_raises`).
+"""
+
+import logging
+from typing import Any, cast
+
+from faststream.rabbit import (
+    Channel,
+    ExchangeType,
+    QueueType,
+    RabbitBroker,
+    RabbitExchange,
+    RabbitQueue,
+)
+
+from sift_common.contracts import Event
+from sift_common.messaging.topology import ConsumerQueue, Topology
+
+SCHEMA_VERSION_HEADER = "x-sift-schema-version"
+JSON = "application/json"
+
+
+def make_broker(rabbit_url: str, *, log_level: int = logging.DEBUG) -> RabbitBroker:
+    """A broker whose default channel has confirms on and raises on returned messages.
+
+    FastStream logs every message at `log_level`; the default DEBUG keeps its per-message INFO
+    lines (a measured ~25 % of a hop's CPU) out of production logs."""
+    return RabbitBroker(
+        rabbit_url,
+        default_channel=Channel(publisher_confirms=True, on_return_raises=True),
+        log_level=log_level,
+    )
+
+
+def event_exchange(topology: Topology) -> RabbitExchange:
+    return RabbitExchange(topology.exchange, type=ExchangeType.TOPIC, durable=True)
+
+
+def dead_letter_exchange(topology: Topology) -> RabbitExchange:
+    return RabbitExchange(topology.dead_letter_exchange, type=ExchangeType.DIRECT, durable=True)
+
+
+def quorum_queue(name: str, arguments: dict[str, Any], routing_key: str = "") -> RabbitQueue:
+    # The arguments come from Topology, which already names the quorum-queue keys it sets.
+    return RabbitQueue(
+        name, QueueType.QUORUM, arguments=cast(Any, arguments), routing_key=routing_key
+    )
+
+
+def work_queue(topology: Topology, spec: ConsumerQueue) -> RabbitQueue:
+    """The FastStream queue object a subscriber consumes, bound to the event exchange."""
+    return quorum_queue(
+        topology.work_queue(spec), topology.work_queue_arguments(spec), spec.routing_key
+    )
+
+
+async def declare_topology(broker: RabbitBroker, topology: Topology) -> None:
+    """Declare every exchange and queue of the system (idempotent; run by each service at
+    start-up so no event is ever published before its consumers' queues exist)."""
+    events = await broker.declare_exchange(event_exchange(topology))
+    dead_letters = await broker.declare_exchange(dead_letter_exchange(topology))
+    exchanges = {topology.exchange: events, topology.dead_letter_exchange: dead_letters}
+    for spec in topology.consumer_queues:
+        for declaration in topology.declarations(spec):
+            queue = await broker.declare_queue(
+                quorum_queue(declaration.name, declaration.arguments)
+            )
+            if declaration.bind_to is not None:
+                exchange_name, routing_key = declaration.bind_to
+                await queue.bind(exchanges[exchange_name], routing_key=routing_key)
+        work = await broker.declare_queue(work_queue(topology, spec))
+        await work.bind(events, routing_key=spec.routing_key)
+
+
+async def publish_event(
+    broker: RabbitBroker,
+    topology: Topology,
+    event: Event,
+    *,
+    headers: dict[str, Any] | None = None,
+) -> None:
+    """Publish an event to the event exchange and wait for the broker's confirm."""
+    await broker.publish(
+        event.model_dump_json().encode(),
+        exchange=event_exchange(topology),
+        routing_key=event.ROUTING_KEY,
+        persist=True,
+        mandatory=True,
+        content_type=JSON,
+        message_id=event.event_id,
+        correlation_id=event.correlation_id,
+        message_type=event.ROUTING_KEY,
+        headers={SCHEMA_VERSION_HEADER: event.schema_version, **(headers or {})},
+    )
+
+
+async def publish_to_queue(
+    broker: RabbitBroker,
+    queue_name: str,
+    body: bytes,
+    *,
+    headers: dict[str, Any],
+    content_type: str | None,
+    message_id: str | None,
+    correlation_id: str | None,
+) -> None:
+    """Publish raw bytes straight to one queue (through the default exchange), confirmed."""
+    await broker.publish(
+        body,
+        routing_key=queue_name,
+        persist=True,
+        mandatory=True,
+        content_type=content_type,
+        message_id=message_id,
+        correlation_id=correlation_id,
+        headers=headers,
+    )

@@ -1,0 +1,149 @@
+"""A reliable FastStream subscriber: typed handler in, at-least-once with no silent loss out.
+
+The wrapper owns acknowledgement (FastStream's MANUAL policy). A message is acked only after its
+fate is durable: the handler's effect done, or its copy confirmed on a retry queue or the DLQ.
+If even that publish fails (broker going away), the message is not acked and the broker
+redelivers it; the quorum queue's delivery limit stops a message that kills its consumer.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
+
+from sift_common.messaging.broker import event_exchange, publish_to_queue, work_queue
+from sift_common.messaging.failures import (
+    Action,
+    Disposition,
+    EventT,
+    decide,
+    decode_event,
+    retries_so_far,
+)
+from sift_common.messaging.topology import (
+    DEAD_LETTER_KIND_HEADER,
+    DEAD_LETTER_REASON_HEADER,
+    LAST_ERROR_HEADER,
+    ORIGINAL_QUEUE_HEADER,
+    RETRY_COUNT_HEADER,
+    ConsumerQueue,
+    Topology,
+)
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[EventT], Awaitable[None]]
+
+
+def _raw_body(message: Any) -> bytes:
+    # Skip FastStream's JSON decoding: a malformed body must reach our policy, not crash early.
+    body: bytes = message.body
+    return body
+
+
+def subscribe(
+    broker: RabbitBroker,
+    topology: Topology,
+    spec: ConsumerQueue,
+    model: type[EventT],
+    handler: Handler[EventT],
+    *,
+    prefetch: int = 32,
+) -> None:
+    """Register `handler` for `spec`'s work queue. Handlers run concurrently up to `prefetch`."""
+    queue_name = topology.work_queue(spec)
+
+    async def on_message(body: bytes, message: RabbitMessage) -> None:
+        headers = dict(message.headers)
+        error: BaseException | None = None
+        try:
+            await handler(decode_event(model, body))
+        except Exception as exc:  # classified by the policy below, never swallowed
+            error = exc
+        disposition = decide(error, retries_so_far(headers), spec)
+        _log_outcome(queue_name, message, disposition, error)
+        try:
+            await _settle(broker, topology, spec, message, body, headers, disposition)
+        except Exception:
+            logger.exception(
+                "could not park message %s; leaving it to redelivery", message.message_id
+            )
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    broker.subscriber(
+        work_queue(topology, spec),
+        event_exchange(topology),
+        channel=Channel(prefetch_count=prefetch, on_return_raises=True),
+        ack_policy=AckPolicy.MANUAL,
+        decoder=_raw_body,
+        title=queue_name,
+        description=f"{model.__name__} events for {spec.name}",
+    )(on_message)
+
+
+async def _settle(
+    broker: RabbitBroker,
+    topology: Topology,
+    spec: ConsumerQueue,
+    message: RabbitMessage,
+    body: bytes,
+    headers: dict[str, Any],
+    disposition: Disposition,
+) -> None:
+    """Put a failed message's copy where it belongs; returns once the broker confirmed it."""
+    if disposition.action is Action.ACK:
+        return
+    if disposition.action is Action.RETRY:
+        assert disposition.retry_number is not None
+        target = topology.retry_queue(spec, spec.retry_rung(disposition.retry_number))
+        headers |= {
+            RETRY_COUNT_HEADER: disposition.retry_number,
+            LAST_ERROR_HEADER: disposition.reason,
+        }
+    else:
+        assert disposition.kind is not None
+        target = topology.dead_letter_queue(spec)
+        headers |= {
+            DEAD_LETTER_REASON_HEADER: disposition.reason,
+            DEAD_LETTER_KIND_HEADER: disposition.kind.value,
+            ORIGINAL_QUEUE_HEADER: topology.work_queue(spec),
+            "x-sift-dead-lettered-at": datetime.now(UTC).isoformat(),
+        }
+    await publish_to_queue(
+        broker,
+        target,
+        body,
+        headers=headers,
+        content_type=message.content_type,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+    )
+
+
+def _log_outcome(
+    queue: str, message: RabbitMessage, disposition: Disposition, error: BaseException | None
+) -> None:
+    context = {
+        "queue": queue,
+        "message_id": message.message_id,
+        "correlation_id": message.correlation_id,
+    }
+    if disposition.action is Action.RETRY:
+        logger.warning(
+            "retry %s scheduled: %s", disposition.retry_number, disposition.reason, extra=context
+        )
+    elif disposition.action is Action.DEAD_LETTER:
+        bug = disposition.kind is not None and disposition.kind.value == "bug"
+        logger.log(
+            logging.ERROR if bug else logging.WARNING,
+            "dead-lettered (%s): %s",
+            disposition.kind.value if disposition.kind else "?",
+            disposition.reason,
+            extra=context,
+            exc_info=error if bug else None,
+        )

@@ -1,0 +1,87 @@
+"""What to do with a message after its handler ran: the pure failure policy.
+
+transient failure      → the next delayed-retry queue, until `max_retries` is spent
+retries spent          → the dead-letter queue, with the last error
+invalid message        → the dead-letter queue at once, with the reason
+anything else (a bug)  → the dead-letter queue, loudly logged: never retried hot, never dropped
+"""
+
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from sift_common.contracts import Event
+from sift_common.errors import InvalidMessageError, TransientError
+from sift_common.messaging.topology import RETRY_COUNT_HEADER, ConsumerQueue
+
+EventT = TypeVar("EventT", bound=Event)
+MAX_REASON_CHARS = 2_000  # headers travel with every message; keep reasons readable, not huge
+
+
+class Action(Enum):
+    ACK = "ack"
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+
+
+class DeadLetterKind(StrEnum):
+    INVALID = "invalid"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    BUG = "bug"
+
+
+@dataclass(frozen=True)
+class Disposition:
+    action: Action
+    reason: str | None = None
+    kind: DeadLetterKind | None = None
+    retry_number: int | None = None
+
+
+def decide(error: BaseException | None, retries_so_far: int, spec: ConsumerQueue) -> Disposition:
+    """The disposition of a message whose handler raised `error` (None: it succeeded)."""
+    if error is None:
+        return Disposition(Action.ACK)
+    reason = describe(error)
+    if isinstance(error, InvalidMessageError):
+        return Disposition(Action.DEAD_LETTER, reason, DeadLetterKind.INVALID)
+    if isinstance(error, TransientError):
+        if retries_so_far < spec.max_retries:
+            return Disposition(Action.RETRY, reason, retry_number=retries_so_far + 1)
+        exhausted = f"retries exhausted after {retries_so_far} retries; last error: {reason}"
+        return Disposition(
+            Action.DEAD_LETTER, exhausted[:MAX_REASON_CHARS], DeadLetterKind.RETRIES_EXHAUSTED
+        )
+    return Disposition(
+        Action.DEAD_LETTER, f"unhandled {reason}"[:MAX_REASON_CHARS], DeadLetterKind.BUG
+    )
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:MAX_REASON_CHARS]
+
+
+def retries_so_far(headers: dict[str, Any]) -> int:
+    """The retry count this service maintains in a header (0 when absent or unreadable)."""
+    value = headers.get(RETRY_COUNT_HEADER, 0)
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def decode_event(model: type[EventT], body: bytes) -> EventT:
+    """Parse and validate a message body, raising InvalidMessageError with a readable reason."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors()
+        if errors and errors[0]["type"] == "json_invalid":
+            raise InvalidMessageError(f"body is not valid JSON: {errors[0]['msg']}") from exc
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '<body>'}: {error['msg']}"
+            for error in errors
+        )
+        raise InvalidMessageError(f"not a valid {model.__name__}: {problems}") from exc

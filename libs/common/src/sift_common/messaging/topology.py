@@ -1,0 +1,125 @@
+"""Names and shapes of every exchange and queue, declared idempotently by each service.
+
+One durable topic exchange carries every event. Each consumer owns a quorum work queue whose
+broker-side dead-lettering (delivery limit exceeded, e.g. a message that keeps killing its
+consumer) goes to a direct dead-letter exchange and on to the queue's DLQ. Delayed retries go
+through a ladder of TTL queues that dead-letter back into the work queue via the default
+exchange, so a retried message reaches only the consumer that failed it.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+RETRY_COUNT_HEADER = "x-sift-retry-count"
+LAST_ERROR_HEADER = "x-sift-last-error"
+DEAD_LETTER_REASON_HEADER = "x-sift-dead-letter-reason"
+DEAD_LETTER_KIND_HEADER = "x-sift-dead-letter-kind"
+ORIGINAL_QUEUE_HEADER = "x-sift-original-queue"
+
+DEFAULT_RETRY_DELAYS_MS: tuple[int, ...] = (5_000, 30_000, 300_000)
+
+
+@dataclass(frozen=True)
+class ConsumerQueue:
+    """One consumer's work queue: its name (without namespace) and what it subscribes to."""
+
+    name: str
+    routing_key: str
+    retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
+    max_retries: int = 5
+    delivery_limit: int = 10
+
+    def __post_init__(self) -> None:
+        if not self.retry_delays_ms or min(self.retry_delays_ms) <= 0:
+            raise ValueError(f"{self.name}: retry delays must be positive and not empty")
+        if self.max_retries < 0 or self.delivery_limit < 1:
+            raise ValueError(f"{self.name}: max_retries >= 0 and delivery_limit >= 1 required")
+
+    def retry_delay_ms(self, retry_number: int) -> int:
+        """Delay before retry number `retry_number` (1-based); the last rung repeats."""
+        return self.retry_delays_ms[min(retry_number, len(self.retry_delays_ms)) - 1]
+
+    def retry_rung(self, retry_number: int) -> int:
+        """Index of the retry queue that holds retry number `retry_number`."""
+        return min(retry_number, len(self.retry_delays_ms)) - 1
+
+
+COLLECTOR_INTAKE = ConsumerQueue("collector.intake", "intake.document")
+ANALYZER_DOCUMENTS = ConsumerQueue("analyzer.documents", "document.collected")
+ANALYZER_ENTITY_REFRESH = ConsumerQueue("analyzer.entity-refresh", "entity.refresh")
+ARCHIVER_DOCUMENTS = ConsumerQueue("archiver.documents", "document.analyzed")
+ARCHIVER_DIGESTS = ConsumerQueue("archiver.digests", "entity.digested")
+
+ALL_CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (
+    COLLECTOR_INTAKE,
+    ANALYZER_DOCUMENTS,
+    ANALYZER_ENTITY_REFRESH,
+    ARCHIVER_DOCUMENTS,
+    ARCHIVER_DIGESTS,
+)
+
+
+@dataclass(frozen=True)
+class QueueDeclaration:
+    name: str
+    arguments: dict[str, Any]
+    bind_to: tuple[str, str] | None = None  # (exchange, routing key)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Concrete names under a namespace (empty in production; unique per test)."""
+
+    namespace: str = ""
+    consumer_queues: tuple[ConsumerQueue, ...] = field(default=ALL_CONSUMER_QUEUES)
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.namespace}sift"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.namespace}sift.dlx"
+
+    def work_queue(self, spec: ConsumerQueue) -> str:
+        return f"{self.namespace}{spec.name}"
+
+    def dead_letter_queue(self, spec: ConsumerQueue) -> str:
+        return f"{self.work_queue(spec)}.dlq"
+
+    def retry_queue(self, spec: ConsumerQueue, rung: int) -> str:
+        return f"{self.work_queue(spec)}.retry.{spec.retry_delays_ms[rung]}ms"
+
+    def declarations(self, spec: ConsumerQueue) -> list[QueueDeclaration]:
+        """The DLQ, the retry ladder and the work queue of one consumer, in declaration order."""
+        work = self.work_queue(spec)
+        quorum = {"x-queue-type": "quorum"}
+        declared = [
+            QueueDeclaration(
+                self.dead_letter_queue(spec),
+                quorum,
+                bind_to=(self.dead_letter_exchange, work),
+            )
+        ]
+        declared += [
+            QueueDeclaration(
+                self.retry_queue(spec, rung),
+                {
+                    **quorum,
+                    "x-message-ttl": delay_ms,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": work,
+                },
+            )
+            for rung, delay_ms in enumerate(spec.retry_delays_ms)
+        ]
+        declared.append(QueueDeclaration(work, self.work_queue_arguments(spec)))
+        return declared
+
+    def work_queue_arguments(self, spec: ConsumerQueue) -> dict[str, Any]:
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": spec.delivery_limit,
+            "x-dead-letter-exchange": self.dead_letter_exchange,
+            "x-dead-letter-routing-key": self.work_queue(spec),
+        }

@@ -1,0 +1,79 @@
+import pytest
+from pydantic import ValidationError
+
+from sift_common.contracts import (
+    EVENT_TYPES,
+    Analysis,
+    Document,
+    DocumentAnalyzed,
+    DocumentCollected,
+    EntityDigested,
+    EntityRef,
+    EntityRefresh,
+)
+
+
+def make_document() -> Document:
+    return Document.create(
+        source="wire", body="Acme Corp raised guidance.", title="Acme", kind="news", external_id="7"
+    )
+
+
+def test_every_event_round_trips_through_json() -> None:
+    document = make_document()
+    acme = EntityRef(kind="company", name="Acme  Corp", ticker="ACME")
+    analysis = Analysis(
+        analysis_type="news",
+        prompt_version="1",
+        model="chat",
+        score=71.5,
+        result={"sentiment": "positive"},
+        entities=[acme],
+    )
+    events = [
+        DocumentCollected(correlation_id=document.id, document=document),
+        DocumentAnalyzed(correlation_id=document.id, document=document, analysis=analysis),
+        EntityRefresh(correlation_id=acme.key, entity=acme, new_document_ids=[document.id]),
+        EntityDigested(
+            correlation_id=acme.key,
+            entity=acme,
+            digest_type="overview",
+            prompt_version="1",
+            model="chat",
+            summary="Guidance raised.",
+            score=70,
+            document_ids=[document.id],
+        ),
+    ]
+    assert {type(event) for event in events} == set(EVENT_TYPES)
+    for event in events:
+        assert type(event).model_validate_json(event.model_dump_json()) == event
+        assert event.schema_version == 1
+
+
+def test_routing_keys_are_distinct() -> None:
+    assert len({event.ROUTING_KEY for event in EVENT_TYPES}) == len(EVENT_TYPES)
+
+
+def test_document_hashes_must_match_its_content() -> None:
+    document = make_document()
+    tampered = document.model_dump() | {"body": "Something else entirely."}
+    with pytest.raises(ValidationError, match="content_hash does not match"):
+        Document.model_validate(tampered)
+
+
+def test_unknown_schema_version_is_rejected_and_extra_fields_ignored() -> None:
+    event = DocumentCollected(correlation_id="c", document=make_document())
+    payload = event.model_dump(mode="json")
+    assert DocumentCollected.model_validate(payload | {"added_later": 1}) == event
+    with pytest.raises(ValidationError, match="schema_version"):
+        DocumentCollected.model_validate(payload | {"schema_version": 2})
+
+
+def test_entity_key_folds_case_and_spacing() -> None:
+    assert EntityRef(kind="company", name=" ACME   corp").key == "company:acme corp"
+
+
+def test_scores_are_bounded() -> None:
+    with pytest.raises(ValidationError, match="less than or equal to 100"):
+        Analysis(analysis_type="news", prompt_version="1", model="m", score=101, result={})
