@@ -1,0 +1,80 @@
+"""`sift-db`: migrate the store, show its revision and URL, stop the embedded server.
+
+The database is `SIFT_DATABASE_URL`, or the embedded PostgreSQL + pgvector under .sift/pgdata
+(started on demand) when that is unset.
+"""
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from alembic.util import CommandError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from sift_common.errors import ConfigError
+from sift_common.settings import DatabaseSettings, load_settings
+from sift_common.store import migrate
+from sift_common.store.embedded import DEFAULT_DATA_DIR, stop_embedded_postgres
+from sift_common.store.engine import resolve_database_url
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sift-db", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("upgrade", help="migrate up (default: head)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = commands.add_parser("downgrade", help="migrate down (default: one step, -1)")
+    down.add_argument("revision", nargs="?", default="-1")
+    commands.add_parser("current", help="print the database's current revision")
+    commands.add_parser("url", help="print the database URL in use (password hidden)")
+    commands.add_parser("stop-embedded", help="stop the embedded PostgreSQL server")
+    return parser
+
+
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    if args.command == "stop-embedded":
+        print(f"stopping the embedded PostgreSQL in {DEFAULT_DATA_DIR} ...")
+        stop_embedded_postgres(DEFAULT_DATA_DIR)
+        print("stopped")
+        return
+    url = resolve_database_url(load_settings(DatabaseSettings))
+    if args.command == "url":
+        print(_shown(url))
+    elif args.command == "current":
+        print(await migrate.current_revision(url) or "none (never migrated)")
+    elif args.command == "upgrade":
+        print(f"upgrading {_shown(url)} to {args.revision} ...")
+        await migrate.upgrade(url, args.revision)
+        print(f"done; now at {await migrate.current_revision(url)}")
+    else:
+        print(f"downgrading {_shown(url)} to {args.revision} ...")
+        await migrate.downgrade(url, args.revision)
+        print(f"done; now at {await migrate.current_revision(url) or 'base (empty)'}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Alembic reports each revision it runs through logging; show those lines as progress.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)
+    try:
+        asyncio.run(_run(args))
+    except ConfigError as exc:
+        print(f"sift-db: {exc}", file=sys.stderr)
+        return 2
+    except (CommandError, SQLAlchemyError, OSError) as exc:
+        # Expected operational failures get one line; anything else is a bug and crashes loudly.
+        print(f"sift-db: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

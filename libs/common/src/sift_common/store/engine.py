@@ -1,0 +1,28 @@
+"""Engines and sessions for the store. Callers create them at start-up and dispose of them."""
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+from sift_common.settings import DatabaseSettings
+from sift_common.store.embedded import start_embedded_postgres, to_asyncpg_url
+
+
+def resolve_database_url(settings: DatabaseSettings) -> str:
+    """The configured database as an asyncpg URL, or the embedded server when none is set.
+
+    Starting the embedded server is a side effect, which is why this is not done at import.
+    """
+    if settings.database_url is not None:
+        return to_asyncpg_url(settings.database_url)
+    return start_embedded_postgres()
+
+
+def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
+    """An asyncpg engine for `url` (any postgresql driver prefix is accepted)."""
+    # pre_ping: a restarted PostgreSQL would otherwise hand out dead pooled connections once.
+    return _create_async_engine(to_asyncpg_url(url), pool_size=pool_size, pool_pre_ping=True)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded attributes after commit, as handlers read them afterwards."""
+    return async_sessionmaker(engine, expire_on_commit=False)

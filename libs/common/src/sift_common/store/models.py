@@ -1,0 +1,225 @@
+"""SQLAlchemy models of the store: documents, analyses, embeddings, entities, digests, state.
+
+The schema itself is created by the hand-written Alembic migrations next to this module; these
+models describe it for queries. `tests/integration/test_store.py` compares the two so they
+cannot drift apart.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# all-MiniLM-L6-v2 produces 384-d vectors. Changing the model's size needs a new migration:
+# the column type, the CHECK and the HNSW index all depend on it.
+EMBEDDING_DIM = 384
+
+GATEWAY_SCHEMA = "gateway"
+
+# Deterministic constraint names, so migrations and EXPLAIN output can name them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "%(table_name)s_pkey",
+}
+
+
+class DocumentKind(StrEnum):
+    NEWS = "news"
+    REVIEW = "review"
+    GENERIC = "generic"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONB,
+        str: Text,
+        int: Integer,
+        float: Float,
+    }
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(server_default=func.now())
+
+
+def _bigint_id() -> Mapped[int]:
+    return mapped_column(BigInteger, Identity(), primary_key=True)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        CheckConstraint("id ~ '^[0-9a-f]{64}$'", name="id_is_sha256_hex"),
+        CheckConstraint("kind IN ('news', 'review', 'generic')", name="kind_known"),
+    )
+
+    # The stable document id: sha256 hex of (source, external id or URL, normalised content).
+    id: Mapped[str] = mapped_column(primary_key=True)
+    content_hash: Mapped[str] = mapped_column(unique=True)
+    source: Mapped[str]
+    external_id: Mapped[str | None]
+    url: Mapped[str | None]
+    title: Mapped[str | None]
+    body: Mapped[str]
+    language: Mapped[str | None]
+    kind: Mapped[str] = mapped_column(server_default=DocumentKind.GENERIC.value)
+    published_at: Mapped[datetime | None]
+    collected_at: Mapped[datetime]
+    stored_at: Mapped[datetime] = _created_at()
+
+
+class Analysis(Base):
+    __tablename__ = "analyses"
+    __table_args__ = (UniqueConstraint("document_id", "analysis_type", "prompt_version"),)
+
+    id: Mapped[int] = _bigint_id()
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    analysis_type: Mapped[str]
+    prompt_version: Mapped[str]
+    model: Mapped[str]
+    result: Mapped[dict[str, Any]]
+    score: Mapped[float | None]
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Embedding(Base):
+    __tablename__ = "embeddings"
+    __table_args__ = (
+        UniqueConstraint("document_id", "model", "chunk_index"),
+        CheckConstraint(f"dim = {EMBEDDING_DIM}", name="dim_matches_column"),
+        CheckConstraint(
+            "chunk_index >= 0 AND 0 <= char_start AND char_start <= char_end", name="span_valid"
+        ),
+        # Cosine HNSW; m/ef_construction are pgvector's defaults, spelled out so they are visible.
+        Index(
+            "ix_embeddings_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+    id: Mapped[int] = _bigint_id()
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    chunk_index: Mapped[int]
+    char_start: Mapped[int]
+    char_end: Mapped[int]
+    model: Mapped[str]
+    dim: Mapped[int] = mapped_column(server_default=text(str(EMBEDDING_DIM)))
+    embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIM))
+
+
+class Entity(Base):
+    __tablename__ = "entities"
+    __table_args__ = (UniqueConstraint("kind", "normalized_name"),)
+
+    id: Mapped[int] = _bigint_id()
+    kind: Mapped[str]
+    name: Mapped[str]
+    normalized_name: Mapped[str]
+    ticker: Mapped[str | None]
+    created_at: Mapped[datetime] = _created_at()
+
+
+class DocumentEntity(Base):
+    __tablename__ = "document_entities"
+    # The PK serves document → entities; digests go entity → documents, hence the index.
+    __table_args__ = (Index("ix_document_entities_entity_id", "entity_id"),)
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    entity_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("entities.id", ondelete="CASCADE"), primary_key=True
+    )
+    mention: Mapped[dict[str, Any] | None]
+    score: Mapped[float | None]
+
+
+class EntityDigest(Base):
+    """One row per digest run: history is kept, the latest is found through the index."""
+
+    __tablename__ = "entity_digests"
+    __table_args__ = (
+        Index(
+            "ix_entity_digests_entity_id_digest_type_created_at",
+            "entity_id",
+            "digest_type",
+            text("created_at DESC"),
+        ),
+    )
+
+    id: Mapped[int] = _bigint_id()
+    entity_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("entities.id", ondelete="CASCADE")
+    )
+    digest_type: Mapped[str]
+    summary: Mapped[str]
+    score: Mapped[float | None]
+    details: Mapped[dict[str, Any]]
+    document_count: Mapped[int]
+    model: Mapped[str]
+    prompt_version: Mapped[str]
+    created_at: Mapped[datetime] = _created_at()
+
+
+class AnalysisState(Base):
+    """Skip-interval and fencing state per work key; read by primary key only."""
+
+    __tablename__ = "analysis_state"
+
+    work_key: Mapped[str] = mapped_column(primary_key=True)
+    last_attempt_at: Mapped[datetime]
+    last_success_at: Mapped[datetime | None]
+    fencing_token: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    attempts: Mapped[int] = mapped_column(server_default=text("0"))
+    last_error: Mapped[str | None]
+    result_ref: Mapped[str | None]
+
+
+class RequestLog(Base):
+    """One row per LLM request the gateway served, in the gateway's own schema."""
+
+    __tablename__ = "request_logs"
+    __table_args__ = (
+        Index("ix_request_logs_created_at", "created_at"),
+        {"schema": GATEWAY_SCHEMA},
+    )
+
+    id: Mapped[int] = _bigint_id()
+    request_id: Mapped[str]
+    profile: Mapped[str]
+    model: Mapped[str]
+    # Unknown when a request is refused before an upstream is chosen or answers.
+    upstream: Mapped[str | None]
+    status_code: Mapped[int]
+    prompt_tokens: Mapped[int | None]
+    completion_tokens: Mapped[int | None]
+    latency_ms: Mapped[float]
+    ttft_ms: Mapped[float | None]
+    error: Mapped[str | None]
+    created_at: Mapped[datetime] = _created_at()
