@@ -36,6 +36,8 @@ def stop_embedded_postgres(data_dir: Path = DEFAULT_DATA_DIR) -> None:
     if not data_dir.exists():
         return
     server = _pgserver().get_server(data_dir, cleanup_mode="stop")
+    # get_server hands back this process's existing handle, made with cleanup_mode=None.
+    server.cleanup_mode = "stop"
     server.cleanup()
 
 
