@@ -1,0 +1,3 @@
+from sift_gateway.app import main
+
+main()

@@ -1,0 +1,113 @@
+"""Composition root of the LLM gateway: settings in, a running aiohttp server out."""
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+import aiohttp
+import uvloop
+from aiohttp import web
+from sqlalchemy.engine import make_url
+
+from sift_common.errors import ConfigError
+from sift_common.settings import load_settings
+from sift_common.store.engine import resolve_database_url
+from sift_gateway import ops
+from sift_gateway.backoff import RetryPolicy
+from sift_gateway.chat import chat_completions
+from sift_gateway.embeddings import embeddings, list_models
+from sift_gateway.errors import openai_errors
+from sift_gateway.metrics import GatewayMetrics
+from sift_gateway.probes import Prober
+from sift_gateway.profiles import ProfileError, load_config
+from sift_gateway.registry import Registry
+from sift_gateway.request_log import RequestLogWriter
+from sift_gateway.settings import GatewayServiceSettings
+from sift_gateway.state import STATE_KEY, GatewayState
+from sift_gateway.upstream import UpstreamCaller
+
+logger = logging.getLogger("sift_gateway")
+
+
+def build_app(settings: GatewayServiceSettings) -> web.Application:
+    try:
+        registry = Registry(load_config(settings.gateway_profiles))
+    except ProfileError as exc:
+        raise ConfigError(f"SIFT_GATEWAY_PROFILES: {exc}") from exc
+    app = web.Application(middlewares=[openai_errors], client_max_size=32 * 1024**2)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_get("/v1/models", list_models)
+    ops.add_routes(app)
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        metrics = GatewayMetrics()
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        request_log = _request_log(settings, metrics)
+        state = GatewayState(
+            registry, metrics, session, UpstreamCaller(session, metrics, RetryPolicy()), request_log
+        )
+        prober = Prober(
+            registry,
+            session,
+            interval_s=settings.gateway_probe_interval_s,
+            timeout_s=settings.gateway_probe_timeout_s,
+        )
+        app[STATE_KEY], app[ops.PROBER_KEY] = state, prober
+        if request_log is not None:
+            request_log.start()
+        await prober.probe_all()  # warm-up: readiness reflects a real completion from the start
+        prober.start()
+        yield
+        state.draining = True
+        await prober.close()
+        if request_log is not None:
+            await request_log.close()
+        await session.close()
+
+    app.cleanup_ctx.append(lifespan)
+    return app
+
+
+def _request_log(
+    settings: GatewayServiceSettings, metrics: GatewayMetrics
+) -> RequestLogWriter | None:
+    if not settings.gateway_request_log:
+        return None
+    url = make_url(resolve_database_url(settings)).set(drivername="postgresql")
+    return RequestLogWriter(url.render_as_string(hide_password=False), metrics)
+
+
+async def serve(settings: GatewayServiceSettings) -> None:
+    """Run until SIGTERM/SIGINT; then readiness goes 503, in-flight requests drain, exit."""
+    app = build_app(settings)
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=settings.gateway_shutdown_timeout_s
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port, backlog=2048)
+    await site.start()
+    logger.info("gateway listening on http://%s:%d", settings.gateway_host, settings.gateway_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    logger.info("shutting down: readiness 503, draining in-flight requests")
+    app[STATE_KEY].draining = True
+    await asyncio.sleep(settings.gateway_drain_grace_s)
+    await runner.cleanup()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = load_settings(GatewayServiceSettings)
+    except ConfigError as exc:
+        raise SystemExit(f"sift-gateway: {exc}") from None
+    try:
+        uvloop.run(serve(settings))
+    except ConfigError as exc:
+        raise SystemExit(f"sift-gateway: {exc}") from None

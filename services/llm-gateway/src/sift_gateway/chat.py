@@ -1,0 +1,197 @@
+"""POST /v1/chat/completions: validate, fit the context, route, relay (JSON or SSE)."""
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from sift_gateway.admission import PriorityClass
+from sift_gateway.context import (
+    ContextOverflowError,
+    clamp_max_tokens,
+    fits_without_counting,
+    prompt_bytes_upper_bound,
+)
+from sift_gateway.errors import ApiError, invalid_request
+from sift_gateway.outcome import Outcome
+from sift_gateway.registry import ProfileRuntime
+from sift_gateway.routing import open_with_fallback, resolve_profile, usage_of
+from sift_gateway.state import STATE_KEY, GatewayState
+from sift_gateway.upstream import JSON_HEADERS, UpstreamCall
+from sift_gateway.validation import (
+    optional_max_tokens,
+    optional_stream,
+    parse_object,
+    priority_class,
+    require_messages,
+    require_model,
+)
+
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+DONE_MARKER = b"data: [DONE]"
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    outcome = Outcome(request.headers.get("x-request-id") or uuid.uuid4().hex, "chat", "-")
+    try:
+        payload = parse_object(await request.read())
+        outcome.model = require_model(payload)
+        messages = require_messages(payload)
+        stream = optional_stream(payload)
+        max_field, max_tokens = optional_max_tokens(payload)
+        priority = priority_class(request.headers)
+        runtime = resolve_profile(state, outcome.model, "chat")
+
+        async def body_for(candidate: ProfileRuntime) -> tuple[bytes, int]:
+            fitted, cost = await fit_context(
+                state, candidate, payload, messages, max_field, max_tokens
+            )
+            return _upstream_body(candidate, fitted, priority), cost
+
+        call = await open_with_fallback(
+            state, runtime, "/v1/chat/completions", body_for, stream, priority, outcome
+        )
+        if stream:
+            return await _relay_stream(request, state, call, outcome)
+        return _relay_json(state, call, outcome)
+    except ApiError as exc:
+        outcome.status, outcome.error = exc.status, exc.message
+        raise
+    finally:
+        outcome.record(state.metrics, state.request_log)
+
+
+async def fit_context(
+    state: GatewayState,
+    runtime: ProfileRuntime,
+    payload: dict[str, Any],
+    messages: list[dict[str, Any]],
+    max_field: str,
+    max_tokens: int | None,
+) -> tuple[dict[str, Any], int]:
+    """The payload for `runtime` with `max_tokens` clamped when the context would overflow,
+    and the estimated prefill cost in tokens (for admission ordering)."""
+    bound = prompt_bytes_upper_bound(messages)
+    fitted = {**payload, "model": runtime.profile.served_model}
+    limit = runtime.max_model_len()
+    if limit is None or fits_without_counting(bound, max_tokens, limit):
+        return fitted, bound
+    prompt_tokens = await count_prompt_tokens(state, runtime, messages)
+    if prompt_tokens is None:
+        return fitted, bound  # cannot count: let vLLM judge rather than guess
+    try:
+        clamp = clamp_max_tokens(prompt_tokens, max_tokens, limit)
+    except ContextOverflowError as exc:
+        raise invalid_request(str(exc), "messages", "context_length_exceeded") from None
+    if clamp.clamped:
+        state.metrics.clamped.labels(runtime.name).inc()
+    fitted[max_field] = clamp.max_tokens
+    return fitted, prompt_tokens
+
+
+async def count_prompt_tokens(
+    state: GatewayState, runtime: ProfileRuntime, messages: list[dict[str, Any]]
+) -> int | None:
+    """The exact prompt size from vLLM's /tokenize (chat template applied)."""
+    replica = runtime.pick(time.monotonic())
+    if replica is None:
+        return None
+    body = {"model": runtime.profile.served_model, "messages": messages}
+    try:
+        async with state.session.post(
+            replica.url + "/tokenize",
+            data=orjson.dumps(body),
+            headers=JSON_HEADERS,
+            timeout=aiohttp.ClientTimeout(total=runtime.profile.timeouts.connect_s + 5),
+        ) as response:
+            if response.status != 200:
+                return None
+            answer = orjson.loads(await response.read())
+    except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+        return None
+    count = answer.get("count")
+    return count if isinstance(count, int) else None
+
+
+def _upstream_body(
+    runtime: ProfileRuntime, fitted: dict[str, Any], priority: PriorityClass
+) -> bytes:
+    if runtime.profile.priority_scheduling:
+        fitted["priority"] = int(priority)
+    return orjson.dumps(fitted)
+
+
+def _relay_json(state: GatewayState, call: UpstreamCall, outcome: Outcome) -> web.Response:
+    call.finish(state.metrics, ok=True)
+    outcome.upstream_s = call.first_byte_at - call.sent_at
+    outcome.status = 200
+    outcome.prompt_tokens, outcome.completion_tokens = usage_of(call.first_chunk)
+    overhead_ms = outcome.overhead_s(time.monotonic()) * 1000
+    return web.Response(
+        body=call.first_chunk,
+        content_type="application/json",
+        headers={"x-sift-overhead-ms": f"{overhead_ms:.3f}", "x-request-id": outcome.request_id},
+    )
+
+
+async def _relay_stream(
+    request: web.Request, state: GatewayState, call: UpstreamCall, outcome: Outcome
+) -> web.StreamResponse:
+    outcome.ttft_s = call.first_byte_at - call.sent_at
+    overhead_ms = (time.monotonic() - outcome.started - outcome.ttft_s - call.queue_wait_s) * 1000
+    response = web.StreamResponse(
+        headers={
+            **SSE_HEADERS,
+            "x-sift-overhead-ms": f"{overhead_ms:.3f}",
+            "x-request-id": outcome.request_id,
+        }
+    )
+    outcome.status = 200
+    ok = True
+    try:
+        await response.prepare(request)
+        error = await _pump(response, call, outcome)
+        if error is not None:
+            ok = False
+            outcome.error = error
+            await response.write(sse_error(error))
+        await response.write_eof()
+    except (ConnectionResetError, asyncio.CancelledError):
+        outcome.status, outcome.error = 499, "client went away mid-stream"
+        raise
+    finally:
+        outcome.upstream_s = time.monotonic() - call.sent_at
+        call.finish(state.metrics, ok=ok)
+    return response
+
+
+async def _pump(response: web.StreamResponse, call: UpstreamCall, outcome: Outcome) -> str | None:
+    """Copy upstream chunks to the client; the reason if the stream broke, else None."""
+    stall_s = call.runtime.profile.timeouts.stall_s
+    chunk, tail, events = call.first_chunk, b"", 0
+    while chunk:
+        events += chunk.count(b"data: {")
+        tail = (tail + chunk)[-64:]
+        await response.write(chunk)
+        try:
+            async with asyncio.timeout(stall_s):
+                chunk = await call.response.content.readany()
+        except TimeoutError:
+            return f"upstream stalled: no data for {stall_s:g} s"
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            return f"upstream stream broke: {exc or type(exc).__name__}"
+    # vLLM sends one event per token after a first event that carries only the role.
+    outcome.completion_tokens = max(events - 1, 0)
+    if DONE_MARKER not in tail:
+        return "upstream stream ended before completion"
+    return None
+
+
+def sse_error(message: str) -> bytes:
+    error = {"error": {"message": message, "type": "upstream_error", "code": "stream_interrupted"}}
+    return b"data: " + orjson.dumps(error) + b"\n\n"

@@ -1,0 +1,139 @@
+"""Runtime state of every profile and replica: routing, breakers, admission, aliases.
+
+Routing is least-outstanding-requests over the replicas whose breaker lets traffic through
+and whose health probe has not marked them down.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sift_gateway.admission import AdmissionQueue
+from sift_gateway.breaker import CircuitBreaker
+from sift_gateway.hardware import estimate_fit
+from sift_gateway.profiles import GatewayConfig, Profile
+
+
+@dataclass
+class Replica:
+    url: str
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    outstanding: int = 0
+    max_model_len: int | None = None
+    healthy: bool = True  # set by the probes; an unprobed replica is given the benefit
+    last_probe_ok_at: float | None = None
+    last_error: str | None = None
+
+    def available(self, now: float) -> bool:
+        return self.healthy and self.breaker.available(now)
+
+    def status(self, now: float) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "healthy": self.healthy,
+            "breaker": self.breaker.state.value,
+            "outstanding": self.outstanding,
+            "max_model_len": self.max_model_len,
+            "last_probe_ok_age_s": (
+                None if self.last_probe_ok_at is None else round(now - self.last_probe_ok_at, 1)
+            ),
+            "last_error": self.last_error,
+        }
+
+
+@dataclass
+class ProfileRuntime:
+    name: str
+    profile: Profile
+    replicas: list[Replica]
+    admission: AdmissionQueue
+
+    def pick(self, now: float) -> Replica | None:
+        """The available replica with the fewest requests outstanding, under its cap."""
+        best: Replica | None = None
+        for replica in self.replicas:
+            if not replica.available(now):
+                continue
+            if replica.outstanding >= self.profile.max_in_flight_per_replica:
+                continue
+            if best is None or replica.outstanding < best.outstanding:
+                best = replica
+        return best
+
+    def any_available(self, now: float) -> bool:
+        return any(replica.available(now) for replica in self.replicas)
+
+    def max_model_len(self) -> int | None:
+        known = [r.max_model_len for r in self.replicas if r.max_model_len is not None]
+        return min(known) if known else None
+
+
+class Registry:
+    """Profiles by name, and the aliases that can be re-pointed at runtime."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.aliases = dict(config.aliases)
+        self.profiles = {
+            name: ProfileRuntime(
+                name=name,
+                profile=profile,
+                replicas=[Replica(str(url).rstrip("/")) for url in profile.replicas],
+                admission=AdmissionQueue(
+                    capacity=profile.max_in_flight_per_replica * len(profile.replicas),
+                    max_wait_s=profile.max_queue_wait_s,
+                ),
+            )
+            for name, profile in config.profiles.items()
+        }
+
+    def resolve(self, model: str) -> ProfileRuntime | None:
+        """An alias, a profile name, or a served model name → the profile that serves it."""
+        name = self.aliases.get(model, model)
+        if name in self.profiles:
+            return self.profiles[name]
+        for runtime in self.profiles.values():
+            if runtime.profile.served_model == model:
+                return runtime
+        return None
+
+    def fallback_of(self, runtime: ProfileRuntime) -> ProfileRuntime | None:
+        name = runtime.profile.fallback
+        return None if name is None else self.profiles[name]
+
+    def switch_alias(self, alias: str, profile: str) -> None:
+        if profile not in self.profiles:
+            raise KeyError(profile)
+        self.aliases[alias] = profile
+
+    def active_profiles(self) -> list[ProfileRuntime]:
+        """Profiles that an alias points at (what readiness requires), else all."""
+        names = set(self.aliases.values()) or set(self.profiles)
+        return [self.profiles[name] for name in sorted(names)]
+
+    def model_names(self) -> list[str]:
+        return sorted({*self.aliases, *self.profiles})
+
+    def describe(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            "aliases": dict(self.aliases),
+            "profiles": {
+                name: {
+                    "kind": runtime.profile.kind,
+                    "served_model": runtime.profile.served_model,
+                    "fallback": runtime.profile.fallback,
+                    "ttft_target_ms": runtime.profile.ttft_target_ms,
+                    "max_in_flight_per_replica": runtime.profile.max_in_flight_per_replica,
+                    "in_flight": runtime.admission.in_flight,
+                    "queued": len(runtime.admission.waiters),
+                    "replicas": [replica.status(now) for replica in runtime.replicas],
+                    "hardware_fit": (
+                        estimate_fit(runtime.profile.hardware).as_dict()
+                        if runtime.profile.hardware
+                        else None
+                    ),
+                }
+                for name, runtime in self.profiles.items()
+            },
+        }

@@ -1,0 +1,110 @@
+"""Shared steps of the OpenAI endpoints: find the profile, open an upstream call with fallback,
+and turn upstream failures into OpenAI-shaped errors."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from sift_gateway.admission import PriorityClass
+from sift_gateway.errors import ApiError, model_not_found, unavailable, upstream_error
+from sift_gateway.outcome import Outcome
+from sift_gateway.registry import ProfileRuntime
+from sift_gateway.state import GatewayState
+from sift_gateway.upstream import (
+    NoReplicaError,
+    UpstreamCall,
+    UpstreamFailedError,
+    UpstreamRejectedError,
+)
+
+BodyFor = Callable[[ProfileRuntime], Awaitable[tuple[bytes, int]]]
+
+
+def resolve_profile(state: GatewayState, model: str, kind: str) -> ProfileRuntime:
+    runtime = state.registry.resolve(model)
+    if runtime is None:
+        raise model_not_found(model, state.registry.model_names())
+    if runtime.profile.kind != kind:
+        raise ApiError(
+            400,
+            f"model {model!r} is a {runtime.profile.kind} model and cannot serve this endpoint",
+            error_type="invalid_request_error",
+            param="model",
+            code="wrong_model_kind",
+        )
+    return runtime
+
+
+async def open_with_fallback(
+    state: GatewayState,
+    runtime: ProfileRuntime,
+    path: str,
+    body_for: BodyFor,
+    stream: bool,
+    priority: PriorityClass,
+    outcome: Outcome,
+) -> UpstreamCall:
+    """Open a call on `runtime`, or on its fallback chain when all its replicas are down."""
+    deadline = outcome.started + runtime.profile.timeouts.total_s
+    tried: list[str] = []
+    candidate: ProfileRuntime | None = runtime
+    while candidate is not None and candidate.name not in tried:
+        tried.append(candidate.name)
+        outcome.profile = candidate.name
+        outcome.ttft_target_s = candidate.profile.ttft_target_ms / 1000
+        body, cost = await body_for(candidate)
+        try:
+            call = await state.caller.open(
+                candidate,
+                path,
+                body,
+                stream=stream,
+                priority=priority,
+                cost_tokens=cost,
+                deadline=deadline,
+            )
+        except NoReplicaError:
+            candidate = state.registry.fallback_of(candidate)
+            if candidate is not None:
+                state.metrics.fallbacks.labels(runtime.name).inc()
+            continue
+        except UpstreamFailedError as exc:
+            raise _failed(exc) from None
+        except UpstreamRejectedError as exc:
+            raise _rejected(exc) from None
+        outcome.upstream = call.replica.url
+        outcome.queue_wait_s = call.queue_wait_s
+        return call
+    raise unavailable(f"no replica available for {' → '.join(tried)}", retry_after_s=5)
+
+
+def _failed(exc: UpstreamFailedError) -> ApiError:
+    if exc.status == 503:
+        retry_after = max(1, round(exc.retry_after_s)) if exc.retry_after_s else 5
+        return unavailable(str(exc), retry_after)
+    return upstream_error(
+        exc.status, str(exc), code="upstream_timeout" if exc.status == 504 else "upstream_error"
+    )
+
+
+def _rejected(exc: UpstreamRejectedError) -> ApiError:
+    """Pass the upstream's own 4xx on, keeping its message when it is OpenAI-shaped."""
+    message = f"upstream refused the request ({exc.status})"
+    try:
+        error = orjson.loads(exc.body).get("error", {})
+        message = str(error.get("message", message)) if isinstance(error, dict) else message
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    return ApiError(
+        exc.status, message, error_type="invalid_request_error", code="upstream_rejected"
+    )
+
+
+def usage_of(body: bytes) -> tuple[int | None, int | None]:
+    """(prompt_tokens, completion_tokens) from an OpenAI JSON response, if present."""
+    try:
+        usage: Any = orjson.loads(body).get("usage") or {}
+    except (orjson.JSONDecodeError, AttributeError):
+        return None, None
+    return usage.get("prompt_tokens"), usage.get("completion_tokens")

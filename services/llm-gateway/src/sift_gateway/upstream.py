@@ -1,0 +1,211 @@
+"""Calling a profile's vLLM replicas: admission, routing, retries, breakers, timeouts.
+
+`UpstreamCaller.open` returns an `UpstreamCall` whose response is ready to read: for a stream,
+its first chunk has already arrived. Everything before that point may be retried (another
+replica, backoff with jitter, `Retry-After` honoured, one total deadline); nothing after it is,
+because the client may already have bytes.
+"""
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from sift_gateway.admission import PriorityClass, QueueTimeoutError
+from sift_gateway.backoff import RETRYABLE_STATUS, RetryPolicy, parse_retry_after
+from sift_gateway.metrics import GatewayMetrics
+from sift_gateway.registry import ProfileRuntime, Replica
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+UPSTREAM_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+
+
+class NoReplicaError(Exception):
+    """Every replica of the profile is down (breaker open or failing its probes)."""
+
+
+class UpstreamFailedError(Exception):
+    """Retries could not get an answer; `status` is what the client should see."""
+
+    def __init__(self, status: int, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class UpstreamRejectedError(Exception):
+    """The upstream refused the request itself (a 4xx other than 408/429): passed on as is."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(f"upstream answered {status}")
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class UpstreamCall:
+    runtime: ProfileRuntime
+    replica: Replica
+    response: aiohttp.ClientResponse
+    first_chunk: bytes
+    sent_at: float
+    first_byte_at: float
+    queue_wait_s: float
+    attempts: int
+    _finished: bool = False
+
+    def finish(self, metrics: GatewayMetrics, ok: bool) -> None:
+        """Release the slot and record the outcome; idempotent."""
+        if not self._finished:
+            self._finished = True
+            settle(metrics, self.runtime, self.replica, self.response, ok=ok)
+
+
+class UpstreamCaller:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        metrics: GatewayMetrics,
+        retry: RetryPolicy,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._session = session
+        self._metrics = metrics
+        self._retry = retry
+        self._rng = rng or random.Random()
+
+    async def open(
+        self,
+        runtime: ProfileRuntime,
+        path: str,
+        body: bytes,
+        *,
+        stream: bool,
+        priority: PriorityClass,
+        cost_tokens: int,
+        deadline: float,
+    ) -> UpstreamCall:
+        attempt = 0
+        queue_wait_total = 0.0
+        while True:
+            attempt += 1
+            queue_wait_total += await self._admit(runtime, priority, cost_tokens, deadline)
+            replica = runtime.pick(time.monotonic())
+            if replica is None or not replica.breaker.allows(time.monotonic()):
+                runtime.admission.release()
+                raise NoReplicaError(f"no replica of profile {runtime.name!r} is available")
+            replica.outstanding += 1
+            outcome = await self._attempt(runtime, replica, path, body, stream, deadline)
+            if isinstance(outcome, UpstreamCall):
+                outcome.queue_wait_s, outcome.attempts = queue_wait_total, attempt
+                return outcome
+            remaining = deadline - time.monotonic()
+            delay = self._retry.next_delay_s(attempt, outcome.retry_after_s, remaining, self._rng)
+            if delay is None:
+                raise UpstreamFailedError(outcome.status, outcome.message, outcome.retry_after_s)
+            self._metrics.retries.labels(runtime.name, str(outcome.status)).inc()
+            await asyncio.sleep(delay)
+
+    async def _admit(
+        self, runtime: ProfileRuntime, priority: PriorityClass, cost: int, deadline: float
+    ) -> float:
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout_at(_loop_deadline(deadline)):
+                await runtime.admission.acquire(priority, cost)
+        except TimeoutError:
+            raise UpstreamFailedError(504, "deadline passed while queued") from None
+        except QueueTimeoutError as exc:
+            raise UpstreamFailedError(503, str(exc), exc.retry_after_s) from None
+        waited = time.monotonic() - started
+        self._metrics.queue_wait.labels(runtime.name).observe(waited)
+        return waited
+
+    async def _attempt(
+        self,
+        runtime: ProfileRuntime,
+        replica: Replica,
+        path: str,
+        body: bytes,
+        stream: bool,
+        deadline: float,
+    ) -> "UpstreamCall | Failure":
+        """One try: the open call, or a Failure saying what the client would see."""
+        timeouts = runtime.profile.timeouts
+        sent_at = time.monotonic()
+        remaining = max(deadline - sent_at, 0.001)
+        limit = min(remaining, timeouts.ttft_s) if stream else remaining
+        connect = aiohttp.ClientTimeout(total=None, connect=min(timeouts.connect_s, remaining))
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(limit):
+                response = await self._session.post(
+                    replica.url + path, data=body, headers=JSON_HEADERS, timeout=connect
+                )
+                if response.status == 200:
+                    first = await response.content.readany() if stream else await response.read()
+                    now = time.monotonic()
+                    return UpstreamCall(runtime, replica, response, first, sent_at, now, 0.0, 0)
+                payload = await response.read()
+        except UPSTREAM_ERRORS as exc:
+            if isinstance(exc, TimeoutError):
+                reason = f"timed out waiting for the {'first token' if stream else 'response'}"
+                return self._failed(runtime, replica, response, Failure(504, reason))
+            return self._failed(runtime, replica, response, Failure(502, str(exc) or repr(exc)))
+        status = response.status
+        if status not in RETRYABLE_STATUS:
+            settle(self._metrics, runtime, replica, response, ok=True)  # the upstream is fine
+            raise UpstreamRejectedError(status, payload)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+        reason = f"upstream answered {status}: {payload[:200].decode(errors='replace')}"
+        if status == 429:  # busy, not broken: must not open the breaker
+            settle(self._metrics, runtime, replica, response, ok=True)
+            return Failure(503, f"{replica.url}: {reason}", retry_after)
+        failure = Failure(503 if status == 503 else 502, reason, retry_after)
+        return self._failed(runtime, replica, response, failure)
+
+    def _failed(
+        self,
+        runtime: ProfileRuntime,
+        replica: Replica,
+        response: aiohttp.ClientResponse | None,
+        failure: "Failure",
+    ) -> "Failure":
+        replica.last_error = failure.message
+        settle(self._metrics, runtime, replica, response, ok=False)
+        return Failure(failure.status, f"{replica.url}: {failure.message}", failure.retry_after_s)
+
+
+@dataclass(frozen=True)
+class Failure:
+    status: int
+    message: str
+    retry_after_s: float | None = None
+
+
+def settle(
+    metrics: GatewayMetrics,
+    runtime: ProfileRuntime,
+    replica: Replica,
+    response: aiohttp.ClientResponse | None,
+    *,
+    ok: bool,
+) -> None:
+    """Give back the admission slot and the replica's outstanding count; feed the breaker."""
+    replica.outstanding -= 1
+    runtime.admission.release()
+    if ok:
+        replica.breaker.record_success()
+    else:
+        replica.breaker.record_failure(time.monotonic())
+    metrics.breaker_state.labels(replica.url).set(0 if replica.breaker.state == "closed" else 1)
+    if response is not None:
+        response.release()
+
+
+def _loop_deadline(deadline: float) -> float:
+    """Convert a time.monotonic() deadline to the event loop's clock."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + (deadline - time.monotonic())

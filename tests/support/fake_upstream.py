@@ -1,0 +1,181 @@
+"""A FAKE vLLM upstream that misbehaves on cue, for the gateway's fault tests.
+
+The real vLLM cannot be made to answer 503 three times, stall mid-stream or hang on demand, so
+this aiohttp server speaks just enough of vLLM's OpenAI API (`/v1/models`, `/tokenize`,
+`/v1/chat/completions` with and without streaming, `/v1/embeddings`, `/metrics`) and follows a
+script of `Behaviour`s the test sets. It records every request it receives.
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class Behaviour:
+    """What the next chat/embedding request gets. Defaults: a normal, quick answer."""
+
+    status: int = 200
+    retry_after: str | None = None
+    delay_s: float = 0.0  # before anything is sent (TTFT)
+    stall_after_chunks: int | None = None  # stream: stop sending (but keep open) after N chunks
+    cut_after_chunks: int | None = None  # stream: drop the connection after N chunks
+    not_json: bool = False  # answer 200 with content that is not JSON
+    content: str = "Hello from the fake upstream."
+
+
+@dataclass
+class FakeUpstream:
+    model: str = "fake-chat"
+    max_model_len: int = 2048
+    script: list[Behaviour] = field(default_factory=list)
+    default: Behaviour = field(default_factory=Behaviour)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    tokens_per_word: int = 1
+    url: str = ""
+
+    def next_behaviour(self) -> Behaviour:
+        return self.script.pop(0) if self.script else self.default
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return [
+            r for r in self.requests if r["path"] == "/v1/chat/completions" and not _is_probe(r)
+        ]
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/tokenize", self._tokenize)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def _models(self, request: web.Request) -> web.Response:
+        card = {"id": self.model, "object": "model", "max_model_len": self.max_model_len}
+        return web.json_response({"object": "list", "data": [card]})
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        count = words * self.tokens_per_word + 4
+        return web.json_response(
+            {"count": count, "max_model_len": self.max_model_len, "tokens": []}
+        )
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text="vllm:num_requests_running 0\nvllm:generation_tokens_total 0\n")
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        behaviour = self.next_behaviour() if not _is_probe(body) else Behaviour()
+        if failure := await _fail_early(behaviour):
+            return failure
+        inputs = body["body"]["input"]
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.1] * 8} for i in range(len(inputs))
+        ]
+        usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
+        return web.json_response(
+            {"object": "list", "data": data, "model": self.model, "usage": usage}
+        )
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        record = await self._record(request)
+        behaviour = self.next_behaviour() if not _is_probe(record) else Behaviour()
+        if failure := await _fail_early(behaviour):
+            return failure
+        if behaviour.not_json:
+            return web.json_response(_completion(self.model, "{not json at all"))
+        if record["body"].get("stream"):
+            return await self._stream(request, behaviour)
+        return web.json_response(_completion(self.model, behaviour.content))
+
+    async def _stream(self, request: web.Request, behaviour: Behaviour) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        words = behaviour.content.split()
+        chunks = [_chunk(self.model, {"role": "assistant", "content": ""})]
+        chunks += [_chunk(self.model, {"content": word + " "}) for word in words]
+        for index, chunk in enumerate(chunks):
+            if behaviour.stall_after_chunks is not None and index >= behaviour.stall_after_chunks:
+                await asyncio.sleep(3600)
+            if behaviour.cut_after_chunks is not None and index >= behaviour.cut_after_chunks:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+            await asyncio.sleep(0.01)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _record(self, request: web.Request) -> dict[str, Any]:
+        entry = {"path": request.path, "body": await request.json(), "at": time.monotonic()}
+        self.requests.append(entry)
+        return entry
+
+
+def _is_probe(record: dict[str, Any]) -> bool:
+    body = record["body"]
+    return (
+        body.get("max_tokens") == 1 and body.get("messages", [{}])[0].get("content") == "ping"
+    ) or (body.get("input") == "ping")
+
+
+async def _fail_early(behaviour: Behaviour) -> web.Response | None:
+    if behaviour.delay_s:
+        await asyncio.sleep(behaviour.delay_s)
+    if behaviour.status == 200:
+        return None
+    headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
+    error = {"error": {"message": f"fake upstream says {behaviour.status}", "type": "fake"}}
+    return web.json_response(error, status=behaviour.status, headers=headers)
+
+
+def _completion(model: str, content: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": len(content.split()), "total_tokens": 5},
+    }
+
+
+def _chunk(model: str, delta: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+    }
+
+
+@asynccontextmanager
+async def running_fake(fake: FakeUpstream) -> AsyncIterator[FakeUpstream]:
+    runner = web.AppRunner(fake.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    fake.url = f"http://127.0.0.1:{port}"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()
