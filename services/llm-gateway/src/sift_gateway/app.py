@@ -14,7 +14,6 @@ from sift_common.errors import ConfigError
 from sift_common.settings import load_settings
 from sift_common.store.engine import resolve_database_url
 from sift_gateway import ops
-from sift_gateway.backoff import RetryPolicy
 from sift_gateway.chat import chat_completions
 from sift_gateway.embeddings import embeddings, list_models
 from sift_gateway.errors import openai_errors
@@ -47,7 +46,7 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
         session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
         request_log = _request_log(settings, metrics)
         state = GatewayState(
-            registry, metrics, session, UpstreamCaller(session, metrics, RetryPolicy()), request_log
+            registry, metrics, session, UpstreamCaller(session, metrics), request_log
         )
         prober = Prober(
             registry,

@@ -31,6 +31,22 @@ class Timeouts(BaseModel):
     total_s: float = Field(default=300.0, gt=0, description="Whole request, retries included.")
 
 
+class BreakerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    failure_threshold: int = Field(default=5, gt=0, description="Consecutive failures to open.")
+    success_threshold: int = Field(default=2, gt=0, description="Probe successes to close.")
+    open_for_s: float = Field(default=10.0, gt=0, description="Refuse traffic this long.")
+
+
+class RetrySettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_attempts: int = Field(default=4, gt=0)
+    base_delay_s: float = Field(default=0.1, gt=0)
+    max_delay_s: float = Field(default=5.0, gt=0)
+
+
 class Hardware(BaseModel):
     """What the hardware-fit estimate needs to know about the model."""
 
@@ -62,6 +78,8 @@ class Profile(BaseModel):
         description="The replicas run vLLM with --scheduling-policy priority: send `priority`.",
     )
     timeouts: Timeouts = Timeouts()
+    breaker: BreakerSettings = BreakerSettings()
+    retries: RetrySettings = RetrySettings()
     hardware: Hardware | None = None
 
 

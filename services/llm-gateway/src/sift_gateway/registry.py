@@ -78,7 +78,10 @@ class Registry:
             name: ProfileRuntime(
                 name=name,
                 profile=profile,
-                replicas=[Replica(str(url).rstrip("/")) for url in profile.replicas],
+                replicas=[
+                    Replica(str(url).rstrip("/"), CircuitBreaker(**profile.breaker.model_dump()))
+                    for url in profile.replicas
+                ],
                 admission=AdmissionQueue(
                     capacity=profile.max_in_flight_per_replica * len(profile.replicas),
                     max_wait_s=profile.max_queue_wait_s,

@@ -68,12 +68,10 @@ class UpstreamCaller:
         self,
         session: aiohttp.ClientSession,
         metrics: GatewayMetrics,
-        retry: RetryPolicy,
         rng: random.Random | None = None,
     ) -> None:
         self._session = session
         self._metrics = metrics
-        self._retry = retry
         self._rng = rng or random.Random()
 
     async def open(
@@ -102,7 +100,8 @@ class UpstreamCaller:
                 outcome.queue_wait_s, outcome.attempts = queue_wait_total, attempt
                 return outcome
             remaining = deadline - time.monotonic()
-            delay = self._retry.next_delay_s(attempt, outcome.retry_after_s, remaining, self._rng)
+            policy = RetryPolicy(**runtime.profile.retries.model_dump())
+            delay = policy.next_delay_s(attempt, outcome.retry_after_s, remaining, self._rng)
             if delay is None:
                 raise UpstreamFailedError(outcome.status, outcome.message, outcome.retry_after_s)
             self._metrics.retries.labels(runtime.name, str(outcome.status)).inc()
