@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 
 from sift_common.errors import ConfigError
+from sift_common.logs import configure_logging
 from sift_common.settings import load_settings
 from sift_common.store.engine import resolve_database_url
 from sift_gateway import ops
@@ -101,7 +102,7 @@ async def serve(settings: GatewayServiceSettings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("llm-gateway")
     try:
         settings = load_settings(GatewayServiceSettings)
     except ConfigError as exc:

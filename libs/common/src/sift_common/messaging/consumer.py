@@ -14,6 +14,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 
+from sift_common.logs import correlation_id
 from sift_common.messaging.broker import event_exchange, publish_to_queue, work_queue
 from sift_common.messaging.failures import (
     Action,
@@ -58,6 +59,7 @@ def subscribe(
 
     async def on_message(body: bytes, message: RabbitMessage) -> None:
         headers = dict(message.headers)
+        correlation_id.set(message.correlation_id)
         error: BaseException | None = None
         try:
             await handler(decode_event(model, body))

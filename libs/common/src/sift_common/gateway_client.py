@@ -1,0 +1,176 @@
+"""Typed async client for the LLM gateway, used by the analyzer and the archiver.
+
+Failures are classified for the consumers' retry policy: the gateway or its upstreams being
+unavailable, overloaded or slow is a `GatewayUnavailableError` (transient → retry ladder);
+a request the gateway refuses (4xx) is a `GatewayRequestError` (not transient: retrying the same
+request cannot help).
+"""
+
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sift_common.errors import SiftError, TransientError
+
+Priority = Literal["interactive", "normal", "backfill"]
+PRIORITY_HEADER = "x-sift-priority"
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class GatewayUnavailableError(TransientError):
+    """The gateway could not answer now (down, overloaded, upstream failing or too slow)."""
+
+
+class GatewayRequestError(SiftError):
+    """The gateway refused the request (4xx); `status`, `code` and `param` say why."""
+
+    def __init__(self, status: int, message: str, code: str | None, param: str | None) -> None:
+        super().__init__(f"{status} {code or ''}: {message}".strip())
+        self.status = status
+        self.code = code
+        self.param = param
+
+
+class ChatResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    model: str
+    content: str
+    finish_reason: str | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class GatewayClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 300.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout_s, connect=5.0),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        model: str = "chat",
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        json_schema: dict[str, Any] | None = None,
+        schema_name: str = "output",
+        priority: Priority = "normal",
+        request_id: str | None = None,
+    ) -> ChatResult:
+        """One chat completion; with `json_schema` the output is constrained to that schema."""
+        body: dict[str, Any] = {"model": model, "messages": messages}
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if temperature is not None:
+            body["temperature"] = temperature
+        if json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": json_schema, "strict": True},
+            }
+        answer = await self._post("/v1/chat/completions", body, priority, request_id)
+        try:
+            choice = answer["choices"][0]
+            usage = answer.get("usage") or {}
+            return ChatResult(
+                id=answer["id"],
+                model=answer["model"],
+                content=choice["message"]["content"] or "",
+                finish_reason=choice.get("finish_reason"),
+                prompt_tokens=usage.get("prompt_tokens"),
+                completion_tokens=usage.get("completion_tokens"),
+            )
+        except (KeyError, IndexError, TypeError, ValidationError) as exc:
+            raise GatewayUnavailableError(
+                f"malformed chat completion from the gateway: {exc}"
+            ) from exc
+
+    async def embed(
+        self,
+        texts: list[str],
+        *,
+        model: str = "embed",
+        priority: Priority = "normal",
+        request_id: str | None = None,
+        truncate_prompt_tokens: int | None = None,
+    ) -> list[list[float]]:
+        """Embeddings of `texts`, in order, in one request."""
+        if not texts:
+            return []
+        body: dict[str, Any] = {"model": model, "input": texts}
+        if truncate_prompt_tokens is not None:
+            body["truncate_prompt_tokens"] = truncate_prompt_tokens
+        answer = await self._post("/v1/embeddings", body, priority, request_id)
+        try:
+            ordered = sorted(answer["data"], key=lambda item: item["index"])
+            vectors = [list(map(float, item["embedding"])) for item in ordered]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GatewayUnavailableError(f"malformed embeddings from the gateway: {exc}") from exc
+        if len(vectors) != len(texts):
+            raise GatewayUnavailableError(f"asked for {len(texts)} embeddings, got {len(vectors)}")
+        return vectors
+
+    async def models(self) -> list[str]:
+        response = await self._send(self._http.build_request("GET", "/v1/models"))
+        return [item["id"] for item in response.json()["data"]]
+
+    async def _post(
+        self, path: str, body: dict[str, Any], priority: Priority, request_id: str | None
+    ) -> dict[str, Any]:
+        headers: dict[str, str] = {PRIORITY_HEADER: priority}
+        if request_id is not None:
+            headers["x-request-id"] = request_id
+        request = self._http.build_request("POST", path, json=body, headers=headers)
+        answer: dict[str, Any] = (await self._send(request)).json()
+        return answer
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:  # connect errors, timeouts, broken connections
+            raise GatewayUnavailableError(f"gateway unreachable: {exc!r}") from exc
+        if response.status_code == 200:
+            return response
+        error = _error_of(response)
+        message = str(error.get("message") or response.text[:500])
+        if response.status_code in TRANSIENT_STATUS:
+            raise GatewayUnavailableError(f"gateway answered {response.status_code}: {message}")
+        raise GatewayRequestError(
+            response.status_code, message, error.get("code"), error.get("param")
+        )
+
+
+def _error_of(response: httpx.Response) -> dict[str, Any]:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return {}
+    return error if isinstance(error, dict) else {}
