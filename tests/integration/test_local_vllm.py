@@ -8,8 +8,7 @@ import pytest
 
 from tests.support.vllm import VllmServers, get_text, post_json, run_script
 
-# A cold runtime (install, conversion, first compile) takes far longer than the default 300 s.
-pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 
 SENTIMENTS = ["positive", "negative", "neutral"]
 # String lengths bounded and max_tokens sized so a complete answer always fits: a 135M model
