@@ -313,7 +313,16 @@ def servers() -> dict[str, Server]:
         "smollm2-135m-instruct",
         int(os.environ.get("SIFT_VLLM_CHAT_PORT", "8201")),
         chat_cpus,
-        ("--scheduling-policy", "priority", "--max-model-len", "2048"),
+        (
+            "--scheduling-policy",
+            "priority",
+            "--max-model-len",
+            "2048",
+            # Compact JSON under a response_format: with whitespace allowed, a small model can
+            # spend its whole max_tokens on newlines inside a JSON object.
+            "--structured-outputs-config",
+            '{"backend": "xgrammar", "disable_any_whitespace": true}',
+        ),
     )
     embed = Server(
         "embed",
