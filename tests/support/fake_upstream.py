@@ -3,7 +3,11 @@
 The real vLLM cannot be made to answer 503 three times, stall mid-stream or hang on demand, so
 this aiohttp server speaks just enough of vLLM's OpenAI API (`/v1/models`, `/tokenize`,
 `/v1/chat/completions` with and without streaming, `/v1/embeddings`, `/metrics`) and follows a
-script of `Behaviour`s the test sets. It records every request it receives.
+script of `Behaviour`s the test sets. It records every request it receives (`/tokenize` too).
+
+`down = True` makes every endpoint answer 503, like an engine that is not serving; the
+`running_requests` / `generated_tokens` values are what its `/metrics` reports, so a test can
+fake a hung engine (requests running, token counter not moving).
 """
 
 import asyncio
@@ -38,6 +42,9 @@ class FakeUpstream:
     default: Behaviour = field(default_factory=Behaviour)
     requests: list[dict[str, Any]] = field(default_factory=list)
     tokens_per_word: int = 1
+    down: bool = False
+    running_requests: int = 0
+    generated_tokens: int = 0
     url: str = ""
 
     def next_behaviour(self) -> Behaviour:
@@ -48,8 +55,11 @@ class FakeUpstream:
             r for r in self.requests if r["path"] == "/v1/chat/completions" and not _is_probe(r)
         ]
 
+    def tokenize_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == "/tokenize"]
+
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._down_middleware])
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/tokenize", self._tokenize)
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -57,12 +67,19 @@ class FakeUpstream:
         app.router.add_get("/metrics", self._metrics)
         return app
 
+    @web.middleware
+    async def _down_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.down:
+            return web.json_response({"error": {"message": "fake upstream is down"}}, status=503)
+        response: web.StreamResponse = await handler(request)
+        return response
+
     async def _models(self, request: web.Request) -> web.Response:
         card = {"id": self.model, "object": "model", "max_model_len": self.max_model_len}
         return web.json_response({"object": "list", "data": [card]})
 
     async def _tokenize(self, request: web.Request) -> web.Response:
-        body = await request.json()
+        body = (await self._record(request))["body"]
         words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         count = words * self.tokens_per_word + 4
         return web.json_response(
@@ -70,7 +87,12 @@ class FakeUpstream:
         )
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text="vllm:num_requests_running 0\nvllm:generation_tokens_total 0\n")
+        text = (
+            f'vllm:num_requests_running{{model_name="{self.model}"}} {self.running_requests}\n'
+            f'vllm:generation_tokens_total{{model_name="{self.model}"}} '
+            f"{float(self.generated_tokens)}\n"
+        )
+        return web.Response(text=text)
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await self._record(request)
@@ -169,7 +191,10 @@ def _chunk(model: str, delta: dict[str, str]) -> dict[str, Any]:
 
 @asynccontextmanager
 async def running_fake(fake: FakeUpstream) -> AsyncIterator[FakeUpstream]:
-    runner = web.AppRunner(fake.app(), access_log=None)
+    # A stalled or delayed handler stops when the gateway hangs up, and never holds teardown long.
+    runner = web.AppRunner(
+        fake.app(), access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

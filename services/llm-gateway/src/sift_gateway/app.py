@@ -54,6 +54,7 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
             session,
             interval_s=settings.gateway_probe_interval_s,
             timeout_s=settings.gateway_probe_timeout_s,
+            stall_after_s=settings.gateway_engine_stall_s,
         )
         app[STATE_KEY], app[ops.PROBER_KEY] = state, prober
         if request_log is not None:

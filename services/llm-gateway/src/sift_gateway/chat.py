@@ -143,7 +143,7 @@ async def _relay_stream(
     request: web.Request, state: GatewayState, call: UpstreamCall, outcome: Outcome
 ) -> web.StreamResponse:
     outcome.ttft_s = call.first_byte_at - call.sent_at
-    overhead_ms = (time.monotonic() - outcome.started - outcome.ttft_s - call.queue_wait_s) * 1000
+    overhead_ms = (outcome.overhead_s(time.monotonic()) - outcome.ttft_s) * 1000
     response = web.StreamResponse(
         headers={
             **SSE_HEADERS,

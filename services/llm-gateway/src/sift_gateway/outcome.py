@@ -18,6 +18,7 @@ class Outcome:
     upstream: str | None = None
     status: int = 0
     queue_wait_s: float = 0.0
+    retrying_s: float = 0.0
     upstream_s: float = 0.0
     ttft_s: float | None = None
     prompt_tokens: int | None = None
@@ -26,8 +27,10 @@ class Outcome:
     ttft_target_s: float | None = None
 
     def overhead_s(self, now: float) -> float:
-        """Gateway time: the whole request minus upstream time and deliberate queueing."""
-        return max(now - self.started - self.upstream_s - self.queue_wait_s, 0.0)
+        """Gateway time: the whole request minus upstream time (failed attempts and backoff
+        included) and deliberate queueing."""
+        waited = self.upstream_s + self.queue_wait_s + self.retrying_s
+        return max(now - self.started - waited, 0.0)
 
     def record(self, metrics: GatewayMetrics, log: RequestLogWriter | None) -> None:
         now = time.monotonic()

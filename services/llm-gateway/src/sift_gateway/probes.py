@@ -54,7 +54,9 @@ class Prober:
             for runtime in self.registry.profiles.values()
             for replica in runtime.replicas
         ]
-        await asyncio.gather(*checks)
+        for failure in await asyncio.gather(*checks, return_exceptions=True):
+            if isinstance(failure, Exception):  # probing must go on whatever one replica says
+                logger.error("probe crashed", exc_info=failure)
 
     def ready(self, runtime: ProfileRuntime, now: float) -> bool:
         """A profile is ready when a replica passed a real probe recently."""
@@ -71,7 +73,13 @@ class Prober:
                 if runtime.profile.kind == "chat":
                     self._check_engine_progress(replica, await self._read_metrics(replica))
                 await self._smallest_request(runtime, replica)
-        except (aiohttp.ClientError, TimeoutError, ProbeFailedError, ValueError) as exc:
+        except (
+            aiohttp.ClientError,
+            TimeoutError,
+            ProbeFailedError,
+            ValueError,
+            AttributeError,
+        ) as exc:
             reason = str(exc) or type(exc).__name__
             if replica.healthy:
                 logger.warning("replica %s failed its probe: %s", replica.url, reason)

@@ -26,9 +26,11 @@ class Timeouts(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     connect_s: float = Field(default=2.0, gt=0)
-    ttft_s: float = Field(default=30.0, gt=0, description="Until the first token (or body).")
+    ttft_s: float = Field(default=30.0, gt=0, description="Streams: until the first chunk.")
     stall_s: float = Field(default=15.0, gt=0, description="Longest gap between stream chunks.")
-    total_s: float = Field(default=300.0, gt=0, description="Whole request, retries included.")
+    total_s: float = Field(
+        default=300.0, gt=0, description="Whole request, retries included (bounds non-streams)."
+    )
 
 
 class BreakerSettings(BaseModel):

@@ -63,6 +63,11 @@ class ProfileRuntime:
     def any_available(self, now: float) -> bool:
         return any(replica.available(now) for replica in self.replicas)
 
+    def available_capacity(self, now: float) -> int:
+        """In-flight slots offered by the replicas that can take traffic now."""
+        available = sum(replica.available(now) for replica in self.replicas)
+        return available * self.profile.max_in_flight_per_replica
+
     def max_model_len(self) -> int | None:
         known = [r.max_model_len for r in self.replicas if r.max_model_len is not None]
         return min(known) if known else None

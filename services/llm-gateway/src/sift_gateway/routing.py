@@ -75,6 +75,7 @@ async def open_with_fallback(
             raise _rejected(exc) from None
         outcome.upstream = call.replica.url
         outcome.queue_wait_s = call.queue_wait_s
+        outcome.retrying_s = call.retrying_s
         return call
     raise unavailable(f"no replica available for {' → '.join(tried)}", retry_after_s=5)
 

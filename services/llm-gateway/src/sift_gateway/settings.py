@@ -20,6 +20,9 @@ class GatewayServiceSettings(DatabaseSettings):
     )
     gateway_probe_interval_s: float = Field(default=10.0, gt=0)
     gateway_probe_timeout_s: float = Field(default=30.0, gt=0)
+    gateway_engine_stall_s: float = Field(
+        default=60.0, gt=0, description="Running requests but no new token this long: hung."
+    )
     gateway_drain_grace_s: float = Field(
         default=2.0, ge=0, description="Readiness is 503 this long before the listener closes."
     )

@@ -54,6 +54,7 @@ class UpstreamCall:
     first_byte_at: float
     queue_wait_s: float
     attempts: int
+    retrying_s: float = 0.0
     _finished: bool = False
 
     def finish(self, metrics: GatewayMetrics, ok: bool) -> None:
@@ -87,17 +88,26 @@ class UpstreamCaller:
     ) -> UpstreamCall:
         attempt = 0
         queue_wait_total = 0.0
+        retrying_s = 0.0  # failed attempts and backoff: upstream's fault, not gateway overhead
         while True:
             attempt += 1
+            # Admit only as many as the replicas that are up can take, so that with one
+            # replica down the rest queue instead of being admitted with nowhere to go.
+            capacity = runtime.available_capacity(time.monotonic())
+            if capacity == 0:
+                raise NoReplicaError(f"no replica of profile {runtime.name!r} is available")
+            runtime.admission.resize(capacity)
             queue_wait_total += await self._admit(runtime, priority, cost_tokens, deadline)
             replica = runtime.pick(time.monotonic())
             if replica is None or not replica.breaker.allows(time.monotonic()):
                 runtime.admission.release()
                 raise NoReplicaError(f"no replica of profile {runtime.name!r} is available")
             replica.outstanding += 1
+            attempt_started = time.monotonic()
             outcome = await self._attempt(runtime, replica, path, body, stream, deadline)
             if isinstance(outcome, UpstreamCall):
                 outcome.queue_wait_s, outcome.attempts = queue_wait_total, attempt
+                outcome.retrying_s = retrying_s
                 return outcome
             remaining = deadline - time.monotonic()
             policy = RetryPolicy(**runtime.profile.retries.model_dump())
@@ -106,6 +116,7 @@ class UpstreamCaller:
                 raise UpstreamFailedError(outcome.status, outcome.message, outcome.retry_after_s)
             self._metrics.retries.labels(runtime.name, str(outcome.status)).inc()
             await asyncio.sleep(delay)
+            retrying_s += time.monotonic() - attempt_started
 
     async def _admit(
         self, runtime: ProfileRuntime, priority: PriorityClass, cost: int, deadline: float
