@@ -7,9 +7,11 @@ from sift_common.contracts import (
     Document,
     DocumentAnalyzed,
     DocumentCollected,
+    DocumentSubmitted,
     EntityDigested,
     EntityRef,
     EntityRefresh,
+    IncomingDocument,
 )
 
 
@@ -30,7 +32,9 @@ def test_every_event_round_trips_through_json() -> None:
         result={"sentiment": "positive"},
         entities=[acme],
     )
+    incoming = IncomingDocument(source="wire", body="<p>Acme</p>", content_type="html")
     events = [
+        DocumentSubmitted(correlation_id="submission-1", document=incoming),
         DocumentCollected(correlation_id=document.id, document=document),
         DocumentAnalyzed(correlation_id=document.id, document=document, analysis=analysis),
         EntityRefresh(correlation_id=acme.key, entity=acme, new_document_ids=[document.id]),

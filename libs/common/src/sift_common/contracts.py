@@ -79,6 +79,24 @@ class Document(Contract):
         return self
 
 
+class IncomingDocument(Contract):
+    """A document as a publisher or a source hands it over, before normalisation.
+
+    The collector turns it into a `Document`: HTML stripped, text normalised, language
+    detected when not given, URL canonicalised, size checked, id and content hash derived."""
+
+    source: str = Field(min_length=1, max_length=200, description="Where it comes from.")
+    external_id: str | None = Field(default=None, min_length=1, max_length=500)
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
+    title: str | None = Field(default=None, max_length=1000)
+    body: str = Field(min_length=1, description="Plain text, or HTML when content_type is html.")
+    content_type: Literal["text", "html"] = "text"
+    kind: DocumentKind = "generic"
+    language: str | None = Field(default=None, min_length=2, max_length=16)
+    published_at: AwareDatetime | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
 class EntityRef(Contract):
     """An entity a document mentions: a company, a ticker, a restaurant."""
 
@@ -107,6 +125,15 @@ class DocumentCollected(Event):
     ROUTING_KEY: ClassVar[str] = "document.collected"
 
     document: Document
+    priority: Priority = "normal"
+
+
+class DocumentSubmitted(Event):
+    """A publisher speaking AMQP hands a document to the collector's intake queue."""
+
+    ROUTING_KEY: ClassVar[str] = "intake.document"
+
+    document: IncomingDocument
     priority: Priority = "normal"
 
 
@@ -145,6 +172,7 @@ class EntityDigested(Event):
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
+    DocumentSubmitted,
     DocumentCollected,
     DocumentAnalyzed,
     EntityRefresh,

@@ -1,0 +1,37 @@
+"""The collector's settings: shared fragments plus its own `SIFT_COLLECTOR_*` variables."""
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from sift_common.settings import RabbitSettings, RedisSettings
+
+
+class CollectorSettings(RabbitSettings, RedisSettings):
+    collector_host: str = Field(default="127.0.0.1", description="SIFT_COLLECTOR_HOST")
+    collector_port: int = Field(default=8110, ge=1, le=65535, description="SIFT_COLLECTOR_PORT")
+    collector_sources: Path | None = Field(
+        default=None, description="SIFT_COLLECTOR_SOURCES: YAML of scheduled sources (optional)"
+    )
+    collector_api_keys: dict[str, str] = Field(
+        default_factory=lambda: {"dev-key": "dev"},
+        description=(
+            "SIFT_COLLECTOR_API_KEYS: JSON object mapping API key → publisher name. The default "
+            "`dev-key` is for a development machine only."
+        ),
+    )
+    collector_rate_limit: str = Field(
+        default="100/second", description="SIFT_COLLECTOR_RATE_LIMIT: per API key (limits syntax)"
+    )
+    collector_dedup_window_s: int = Field(default=7 * 24 * 3600, gt=0)
+    collector_max_body_chars: int = Field(default=100_000, gt=0)
+    collector_max_request_bytes: int = Field(default=10 * 1024**2, gt=0)
+    collector_max_batch: int = Field(default=500, gt=0)
+    collector_confirm_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("collector_api_keys")
+    @classmethod
+    def _keys_not_blank(cls, keys: dict[str, str]) -> dict[str, str]:
+        if any(not key.strip() or not name.strip() for key, name in keys.items()):
+            raise ValueError("API keys and publisher names must not be blank")
+        return keys
