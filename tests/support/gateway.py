@@ -3,6 +3,8 @@ real app (`build_app`) served on a free port, everything torn down afterwards.
 
 Test profiles use small timeouts, retry delays and breaker windows so fault tests stay fast;
 `chat_profile(...)` / `embed_profile(...)` take overrides, nested dictionaries merged.
+Also here: the httpx helpers the gateway integration tests share (`client`, `chat`,
+`stream_chat`, `assert_openai_error`, `metric`, `upstreams`).
 """
 
 import asyncio
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from sift_gateway import ops
 from sift_gateway.app import build_app
@@ -23,6 +27,12 @@ from sift_gateway.probes import Prober
 from sift_gateway.registry import ProfileRuntime
 from sift_gateway.settings import GatewayServiceSettings
 from sift_gateway.state import STATE_KEY, GatewayState
+from tests.support.fake_upstream import FakeUpstream
+
+StartFake = Callable[..., Awaitable[FakeUpstream]]
+"""The `fakes` fixture (tests/integration/conftest.py): start a FAKE upstream."""
+
+HI = [{"role": "user", "content": "hi"}]
 
 FAST_PROFILE: dict[str, Any] = {
     "max_queue_wait_s": 5.0,
@@ -130,3 +140,56 @@ def free_port() -> int:
 def dead_url() -> str:
     """A replica URL where nothing listens: connections are refused."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+def client(gateway: RunningGateway) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=gateway.url, timeout=30)
+
+
+async def chat(
+    http: httpx.AsyncClient, headers: dict[str, str] | None = None, **body: Any
+) -> httpx.Response:
+    return await http.post(
+        "/v1/chat/completions", json={"model": "chat", "messages": HI, **body}, headers=headers
+    )
+
+
+async def stream_chat(http: httpx.AsyncClient, **body: Any) -> tuple[httpx.Response, bytes]:
+    payload = {"model": "chat", "messages": HI, "stream": True, **body}
+    async with http.stream("POST", "/v1/chat/completions", json=payload) as response:
+        return response, await response.aread()
+
+
+def assert_openai_error(
+    response: httpx.Response, status: int, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    if code is not None:
+        assert error["code"] == code
+    if param is not None:
+        assert error["param"] == param
+    return error
+
+
+async def metric(http: httpx.AsyncClient, name: str, **labels: str) -> float:
+    """One sample from /metrics (0 when the labelled series does not exist yet)."""
+    text = (await http.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+async def upstreams(http: httpx.AsyncClient) -> dict[str, list[dict[str, Any]]]:
+    response = await http.get("/admin/upstreams")
+    assert response.status_code == 200
+    result: dict[str, list[dict[str, Any]]] = response.json()
+    return result
