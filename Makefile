@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 .PHONY: help sync lint format typecheck test test-unit test-integration migrate demo up down bench \
-	vllm-prepare vllm-up vllm-down vllm-status gateway bench-gateway
+	vllm-prepare vllm-up vllm-down vllm-status gateway bench-gateway docs-contracts collector
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -72,4 +72,10 @@ down: ## Stop the docker compose services
 bench: bench-gateway ## Run every benchmark under bench/
 
 bench-gateway: sync ## Gateway overhead: direct vs Sift vs LiteLLM at constant offered rates
-	$(RUN) python bench/gateway_overhead.py
+	$(RUN) python bench/gateway_overhead.py $(BENCH_ARGS)
+
+docs-contracts: sync ## Regenerate docs/asyncapi and docs/openapi from the code
+	$(RUN) python -m sift_collector.contracts_export
+
+collector: sync ## Run the collector (ingest API, AMQP intake, scheduled sources)
+	$(RUN) sift-collector

@@ -1,0 +1,423 @@
+"""The ingest API: `POST /v1/documents` for upstream publishers, plus health and metrics.
+
+Checks run cheapest first, before the body is parsed: API key (401), the publisher's rate
+limit (429 + Retry-After), JSON content type (415), body size (413, from Content-Length and
+from the bytes actually read). Then the body: not JSON (400); not a document or a batch, or a
+document refused by normalisation (422, each error naming its field: `documents[2].body`, or
+`body` for a single document). A batch is all or nothing: one refused document refuses the
+batch and nothing is published. 202 comes only once the broker confirmed every new document;
+a broker or Redis that is down answers 503 + Retry-After and keeps nothing claimed, so the
+same request can simply be retried. Every error has the `ErrorResponse` shape.
+"""
+
+import hmac
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, FastAPI, Request, Response, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader
+from limits import RateLimitItem
+from limits.aio.strategies import RateLimiter
+from limits.errors import StorageError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from pydantic import BaseModel, Discriminator, Field, Tag
+from starlette.exceptions import HTTPException
+from starlette.types import Message
+
+from sift_collector.ingest import (
+    BatchRejectedError,
+    DependencyUnavailableError,
+    Ingest,
+    Rejection,
+    Status,
+)
+from sift_collector.publisher import BrokerUnavailableError
+from sift_common.contracts import IncomingDocument, Priority
+from sift_common.logs import correlation_id
+
+logger = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-API-Key"
+UNAVAILABLE_RETRY_AFTER_S = 5
+Check = Callable[[], Awaitable[None]]  # raises when the dependency is not usable
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+Guard = Callable[[Request], Awaitable[bytes]]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where in the request body: `documents[2].body`, `source`.")
+    reason: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. `document_rejected`.")
+    message: str
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class DocumentBatch(BaseModel):
+    documents: list[IncomingDocument] = Field(
+        min_length=1, description="At most SIFT_COLLECTOR_MAX_BATCH documents (default 500)."
+    )
+    priority: Priority = "normal"
+
+
+def _shape(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "documents" in value else "document"
+
+
+Submission = Annotated[
+    Annotated[IncomingDocument, Tag("document")] | Annotated[DocumentBatch, Tag("batch")],
+    Discriminator(_shape),
+]
+
+
+class AcceptedDocument(BaseModel):
+    id: str = Field(description="The document id (stable: derived from its content).")
+    status: Status = Field(description="`duplicate`: already seen in the dedup window.")
+
+
+class Accepted(BaseModel):
+    accepted: list[AcceptedDocument] = Field(description="One entry per document, in order.")
+
+
+class HealthReport(BaseModel):
+    status: Literal["live", "ready", "not_ready"]
+    checks: dict[str, str]
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        errors: Sequence[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.headers = status, dict(headers or {})
+        self.body = ErrorResponse(
+            error=ErrorDetail(
+                code=code,
+                message=message,
+                errors=[FieldError(field=field, reason=reason) for field, reason in errors],
+            )
+        )
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    max_batch: int = 500
+    max_request_bytes: int = 10 * 1024**2
+
+
+class PublisherRateLimit:
+    """A moving-window budget of requests per publisher (a publisher's keys share it)."""
+
+    def __init__(self, limiter: RateLimiter, item: RateLimitItem) -> None:
+        self._limiter, self._item = limiter, item
+
+    async def retry_after(self, publisher: str) -> int | None:
+        """None when the request may go on, else whole seconds until the window has room."""
+        try:
+            if await self._limiter.hit(self._item, publisher):
+                return None
+            stats = await self._limiter.get_window_stats(self._item, publisher)
+        except StorageError as exc:
+            raise DependencyUnavailableError(f"rate limit storage: {exc}") from exc
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+class Readiness:
+    """Ready when every check passes and the service is not draining for shutdown."""
+
+    def __init__(self, checks: Mapping[str, Check]) -> None:
+        self._checks = dict(checks)
+        self.draining = False
+
+    async def report(self) -> HealthReport:
+        results: dict[str, str] = {}
+        for name, check in self._checks.items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as exc:  # reported, not raised: this is the health endpoint
+                results[name] = f"{type(exc).__name__}: {exc}"[:300]
+        if self.draining:
+            results["shutdown"] = "draining: not taking new work"
+        ok = all(value == "ok" for value in results.values())
+        return HealthReport(status="ready" if ok else "not_ready", checks=results)
+
+
+def _error_doc(description: str, retry_after: bool = False) -> dict[str, Any]:
+    doc: dict[str, Any] = {"model": ErrorResponse, "description": description}
+    if retry_after:
+        header = {"required": True, "schema": {"type": "integer", "minimum": 1}}
+        doc["headers"] = {"Retry-After": {"description": "Seconds to wait", **header}}
+    return doc
+
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error_doc("The body is not JSON"),
+    401: _error_doc("The API key is missing or unknown"),
+    413: _error_doc("The request body is over the byte limit (SIFT_COLLECTOR_MAX_REQUEST_BYTES)"),
+    415: _error_doc("The body is not sent as application/json"),
+    422: _error_doc("Not a document or batch, or a document was refused; `errors` names fields"),
+    429: _error_doc("The publisher is over its rate limit", retry_after=True),
+    503: _error_doc("The broker or Redis is unavailable; nothing was kept", retry_after=True),
+}
+_API_KEY = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="Publisher API key")
+
+
+def create_api(
+    ingest: Ingest,
+    api_keys: Mapping[str, str],
+    rate_limit: PublisherRateLimit,
+    readiness: Readiness,
+    registry: CollectorRegistry,
+    *,
+    limits: ApiLimits = ApiLimits(),
+    lifespan: Lifespan | None = None,
+) -> FastAPI:
+    """The collector's HTTP app; every resource is passed in (the composition root owns them)."""
+    app = FastAPI(title="Sift collector", version="1.0.0", description=__doc__, lifespan=lifespan)
+    _add_error_handlers(app)
+    _add_request_metrics(app, registry)
+    guarded = APIRouter(route_class=_guarded_route(_make_guard(api_keys, rate_limit, limits)))
+    _add_ingest_route(guarded, ingest, limits)
+    app.include_router(guarded)
+    _add_ops_routes(app, readiness, registry)
+    return app
+
+
+def _add_ingest_route(router: APIRouter, ingest: Ingest, limits: ApiLimits) -> None:
+    @router.post(
+        "/v1/documents",
+        status_code=202,
+        responses=_ERROR_RESPONSES,
+        dependencies=[Security(_API_KEY)],
+        summary="Submit one document or a batch",
+        response_description="Accepted: every new document is confirmed by the broker",
+    )
+    async def submit_documents(
+        request: Request, submission: Annotated[Submission, Body()]
+    ) -> Accepted:
+        """The body is one document, or `{"documents": [...], "priority": ...}`. Documents
+        keep their `source`; the publisher's name is written to `metadata.publisher`."""
+        publisher: str = request.state.publisher
+        if isinstance(submission, DocumentBatch):
+            documents, priority, batch = submission.documents, submission.priority, True
+        else:
+            documents, priority, batch = [submission], "normal", False
+        if len(documents) > limits.max_batch:
+            message = f"{len(documents)} documents; at most {limits.max_batch} per request"
+            raise ApiError(422, "batch_too_large", message, errors=[("documents", message)])
+        try:
+            result = await ingest.submit(documents, publisher, priority)
+        except BatchRejectedError as exc:
+            errors = [(_rejected_field(batch, r), r.reason) for r in exc.rejections]
+            raise ApiError(
+                422, "document_rejected", "nothing was published", errors=errors
+            ) from exc
+        except (BrokerUnavailableError, DependencyUnavailableError) as exc:
+            raise _unavailable(exc) from exc
+        logger.info(
+            "accepted %d documents from %s",
+            len(documents),
+            publisher,
+            extra={"published": result.published, "duplicates": result.duplicates},
+        )
+        return Accepted(
+            accepted=[AcceptedDocument(id=o.id, status=o.status) for o in result.outcomes]
+        )
+
+
+def _add_ops_routes(app: FastAPI, readiness: Readiness, registry: CollectorRegistry) -> None:
+    @app.get("/health/live", tags=["health"])
+    async def live() -> HealthReport:
+        """The process is up and serving."""
+        return HealthReport(status="live", checks={})
+
+    not_ready = {"model": HealthReport, "description": "A dependency is down, or shutting down"}
+
+    @app.get(
+        "/health/ready", response_model=HealthReport, responses={503: not_ready}, tags=["health"]
+    )
+    async def ready() -> JSONResponse:
+        """Broker connected and Redis answering PING; 503 naming what is not."""
+        report = await readiness.report()
+        return JSONResponse(report.model_dump(), 200 if report.status == "ready" else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _rejected_field(batch: bool, rejection: Rejection) -> str:
+    return f"documents[{rejection.index}].{rejection.field}" if batch else rejection.field
+
+
+def _unavailable(exc: Exception) -> ApiError:
+    logger.warning("submission refused, dependency unavailable: %s", exc)
+    message = "the pipeline cannot take documents right now; nothing was kept, retry later"
+    return ApiError(
+        503, "unavailable", message, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
+    )
+
+
+def _make_guard(
+    api_keys: Mapping[str, str], rate_limit: PublisherRateLimit, limits: ApiLimits
+) -> Guard:
+    keys = [(key.encode(), publisher) for key, publisher in api_keys.items()]
+
+    async def guard(request: Request) -> bytes:
+        presented = request.headers.get(API_KEY_HEADER, "").encode()
+        publisher = None
+        for key, name in keys:  # compare with every key: no timing hint of a near miss
+            if hmac.compare_digest(key, presented):
+                publisher = name
+        if publisher is None:
+            state = "unknown" if presented else "missing"
+            raise ApiError(401, f"{state}_api_key", f"{API_KEY_HEADER}: {state} API key")
+        request.state.publisher = publisher
+        try:
+            retry_after = await rate_limit.retry_after(publisher)
+        except DependencyUnavailableError as exc:
+            raise _unavailable(exc) from exc
+        if retry_after is not None:
+            headers = {"Retry-After": str(retry_after)}
+            message = f"publisher {publisher!r} is over its rate limit"
+            raise ApiError(429, "rate_limited", message, headers=headers)
+        if not _is_json(request.headers.get("content-type")):
+            raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
+        return await _read_body(request, limits.max_request_bytes)
+
+    return guard
+
+
+def _is_json(content_type: str | None) -> bool:
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    too_large = ApiError(413, "body_too_large", f"the request body is over {max_bytes} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _guarded_route(guard: Guard) -> type[APIRoute]:
+    """A route whose guard runs before FastAPI reads and parses the body."""
+
+    class GuardedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                body = await guard(request)
+                return await handler(_replaying(request, body))
+
+            return guarded
+
+    return GuardedRoute
+
+
+def _replaying(request: Request, body: bytes) -> Request:
+    """The same request, with its already-read body handed to FastAPI's parser again."""
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await request.receive()
+
+    return Request(request.scope, receive)
+
+
+def _field_name(location: Sequence[int | str]) -> str:
+    parts = list(location)[2:]  # ("body", tag, ...): the tag is ours, not the sender's
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return name.lstrip(".") or "(request body)"
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return JSONResponse(exc.body.model_dump(), exc.status, headers=exc.headers)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        if any(error["type"] == "json_invalid" for error in errors):
+            detail = errors[0].get("ctx", {}).get("error", "JSON decode error")
+            return await on_api_error(request, ApiError(400, "invalid_json", f"not JSON: {detail}"))
+        fields = [(_field_name(error["loc"]), str(error["msg"])) for error in errors]
+        invalid = ApiError(
+            422, "invalid_request", "the body is not a valid submission", errors=fields
+        )
+        return await on_api_error(request, invalid)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = "_".join(str(exc.detail).lower().split()) or "http_error"
+        error = ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        return await on_api_error(request, error)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+
+
+def _add_request_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
+    requests = Counter(
+        "sift_collector_http_requests",
+        "HTTP requests answered, by route and status",
+        ["route", "status"],
+        registry=registry,
+    )
+
+    @app.middleware("http")
+    async def count(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        correlation_id.set(request_id)
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+        finally:
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            requests.labels(route, str(status)).inc()
+        response.headers["X-Request-ID"] = request_id[:200]
+        return response
