@@ -7,15 +7,13 @@ asking for "chat" while operators move it to another model.
 Values may use `${VAR}` or `${VAR:-default}` so one file serves laptops, CI and production.
 """
 
-import os
-import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
-_ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+from sift_common import envsubst
 
 
 class ProfileError(ValueError):
@@ -110,18 +108,13 @@ class GatewayConfig(BaseModel):
 
 
 def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
-    """Replace `${VAR}` / `${VAR:-default}`; an unset variable without default is an error."""
-    env = os.environ if environ is None else environ
-
-    def substitute(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in env:
-            return env[name]
-        if default is None:
-            raise ProfileError(f"profiles file uses ${{{name}}} but {name} is not set")
-        return default
-
-    return _ENV_REFERENCE.sub(substitute, text)
+    """`${VAR}` / `${VAR:-default}` expanded; an unset variable is a ProfileError."""
+    try:
+        return envsubst.expand_env(text, environ)
+    except envsubst.MissingVariableError as exc:
+        raise ProfileError(
+            f"profiles file uses ${{{exc.name}}} but {exc.name} is not set"
+        ) from None
 
 
 def load_config(path: Path) -> GatewayConfig:

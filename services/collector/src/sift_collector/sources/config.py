@@ -14,8 +14,6 @@ A source's interval is its explicit `interval_s`, else its tier's. Values may us
 `${VAR:-default}`. Every validation error names the source and the field.
 """
 
-import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,13 +29,12 @@ from pydantic import (
     field_validator,
 )
 
+from sift_common import envsubst
 from sift_common.contracts import DocumentKind, Priority
 from sift_common.errors import ConfigError
 
 Tier = Literal["hot", "normal", "cold"]
 DEFAULT_TIERS: dict[Tier, float] = {"hot": 60.0, "normal": 900.0, "cold": 6 * 3600.0}
-
-_ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 
 
 class SourcesConfigError(ConfigError):
@@ -137,18 +134,13 @@ _SOURCE: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
 
 
 def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
-    """Replace `${VAR}` / `${VAR:-default}`; an unset variable without default is an error."""
-    env = os.environ if environ is None else environ
-
-    def substitute(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in env:
-            return env[name]
-        if default is None:
-            raise SourcesConfigError(f"sources file uses ${{{name}}} but {name} is not set")
-        return default
-
-    return _ENV_REFERENCE.sub(substitute, text)
+    """`${VAR}` / `${VAR:-default}` expanded; an unset variable is a SourcesConfigError."""
+    try:
+        return envsubst.expand_env(text, environ)
+    except envsubst.MissingVariableError as exc:
+        raise SourcesConfigError(
+            f"sources file uses ${{{exc.name}}} but {exc.name} is not set"
+        ) from None
 
 
 def _describe(name: str, error: Any) -> str:
