@@ -53,10 +53,16 @@ class AdmissionQueue:
     waiters: list[Waiter] = field(default_factory=list)
     _sequence: "itertools.count[int]" = field(default_factory=itertools.count)
 
-    async def acquire(self, priority: PriorityClass, cost_tokens: int) -> None:
-        """Wait for a slot; raises QueueTimeoutError after `max_wait_s`."""
+    def try_acquire(self) -> bool:
+        """Take a free slot without waiting (the common case), if nobody is queued before us."""
         if self.in_flight < self.capacity and not self.waiters:
             self.in_flight += 1
+            return True
+        return False
+
+    async def acquire(self, priority: PriorityClass, cost_tokens: int) -> None:
+        """Wait for a slot; raises QueueTimeoutError after `max_wait_s`."""
+        if self.try_acquire():
             return
         loop = asyncio.get_running_loop()
         waiter = Waiter(

@@ -47,7 +47,7 @@ class GatewayMetrics:
         )
         self.queue_wait = Histogram(
             "sift_gateway_queue_wait_seconds",
-            "Wait in the admission queue",
+            "Wait of the requests that had to queue",
             ["profile"],
             buckets=LATENCY_BUCKETS,
             registry=r,
