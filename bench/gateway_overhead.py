@@ -609,11 +609,15 @@ profiles:
     }
     if name == "sift-nolog":
         env["SIFT_GATEWAY_REQUEST_LOG"] = "false"
+    else:
+        # The request log needs its table: migrate the store (embedded unless configured).
+        sift_db = Path(sys.executable).with_name("sift-db")
+        subprocess.run([str(sift_db), "upgrade"], check=True, capture_output=True)
     argv = pinned([sys.executable, "-m", "sift_gateway"], cpu)
     child = start_child(name, argv, workdir, env)
     base = f"http://127.0.0.1:{port}"
     target = Target(name, f"{base}/v1/chat/completions", JSON_HEADERS, child)
-    # The first start may create the embedded PostgreSQL and migrate it: allow for that.
+    # The first start may create the embedded PostgreSQL: allow for that.
     wait_healthy(child, f"{base}/health/live", timeout_s=180)
     version = importlib.metadata.version("sift-gateway")
     return Target(target.name, target.url, target.headers, child, {"sift-gateway": version})
