@@ -14,9 +14,9 @@ import feedparser
 import httpx
 from pydantic import ValidationError
 
-from sift_collector.sources.base import Cursor, Invalid, Poll, SourceError, select_new
+from sift_collector.sources.base import Cursor, Invalid, Poll, SourceError
 from sift_collector.sources.config import FeedSourceConfig
-from sift_collector.sources.http import conditional_get
+from sift_collector.sources.http import conditional_get, fetched_poll
 from sift_common.contracts import IncomingDocument
 
 
@@ -99,6 +99,4 @@ class FeedSource:
         documents, invalid = await asyncio.to_thread(
             parse_feed, fetched.body, fetched.content_type, self.config
         )
-        fresh, next_cursor = select_new(cursor, documents)
-        validators = {"etag": fetched.etag, "last_modified": fetched.last_modified}
-        return Poll(fresh, next_cursor.model_copy(update=validators), invalid=invalid)
+        return fetched_poll(cursor, fetched, documents, invalid)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from sift_collector.sources.base import Cursor, SourceError
+from sift_collector.sources.base import Cursor, Invalid, Poll, SourceError, select_new
+from sift_common.contracts import IncomingDocument
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,13 @@ async def conditional_get(
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
     )
+
+
+def fetched_poll(
+    cursor: Cursor, fetched: Fetched, documents: list[IncomingDocument], invalid: list[Invalid]
+) -> Poll:
+    """The new documents of a fetched response, with the response's validators in the cursor
+    for the next conditional request."""
+    fresh, next_cursor = select_new(cursor, documents)
+    validators = {"etag": fetched.etag, "last_modified": fetched.last_modified}
+    return Poll(fresh, next_cursor.model_copy(update=validators), invalid=invalid)

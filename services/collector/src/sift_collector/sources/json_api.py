@@ -14,9 +14,9 @@ import httpx
 import jsonpath
 from pydantic import ValidationError
 
-from sift_collector.sources.base import Cursor, Invalid, Poll, SourceError, select_new
+from sift_collector.sources.base import Cursor, Invalid, Poll, SourceError
 from sift_collector.sources.config import FieldMapping, JsonApiSourceConfig
-from sift_collector.sources.http import conditional_get
+from sift_collector.sources.http import conditional_get, fetched_poll
 from sift_common.contracts import IncomingDocument
 
 _SCALAR_FIELDS = ("title", "url", "external_id", "language")
@@ -129,6 +129,4 @@ class JsonApiSource:
         if fetched is None:
             return Poll([], cursor, not_modified=True)
         documents, invalid = parse_items(fetched.body, self.config)
-        fresh, next_cursor = select_new(cursor, documents)
-        validators = {"etag": fetched.etag, "last_modified": fetched.last_modified}
-        return Poll(fresh, next_cursor.model_copy(update=validators), invalid=invalid)
+        return fetched_poll(cursor, fetched, documents, invalid)
