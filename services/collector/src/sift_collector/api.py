@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
@@ -29,19 +29,25 @@ from limits import RateLimitItem
 from limits.aio.strategies import RateLimiter
 from limits.errors import StorageError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from pydantic import BaseModel, Discriminator, Field, Tag
 from starlette.exceptions import HTTPException
 from starlette.types import Message
 
+from sift_collector.api_models import (
+    Accepted,
+    AcceptedDocument,
+    ApiError,
+    DocumentBatch,
+    ErrorResponse,
+    HealthReport,
+    Submission,
+)
 from sift_collector.ingest import (
     BatchRejectedError,
     DependencyUnavailableError,
     Ingest,
     Rejection,
-    Status,
 )
 from sift_collector.publisher import BrokerUnavailableError
-from sift_common.contracts import IncomingDocument, Priority
 from sift_common.logs import correlation_id
 
 logger = logging.getLogger(__name__)
@@ -51,73 +57,6 @@ UNAVAILABLE_RETRY_AFTER_S = 5
 Check = Callable[[], Awaitable[None]]  # raises when the dependency is not usable
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 Guard = Callable[[Request], Awaitable[bytes]]
-
-
-class FieldError(BaseModel):
-    field: str = Field(description="Where in the request body: `documents[2].body`, `source`.")
-    reason: str
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(description="Stable machine-readable code, e.g. `document_rejected`.")
-    message: str
-    errors: list[FieldError] = Field(default_factory=list)
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
-
-
-class DocumentBatch(BaseModel):
-    documents: list[IncomingDocument] = Field(
-        min_length=1, description="At most SIFT_COLLECTOR_MAX_BATCH documents (default 500)."
-    )
-    priority: Priority = "normal"
-
-
-def _shape(value: Any) -> str:
-    return "batch" if isinstance(value, dict) and "documents" in value else "document"
-
-
-Submission = Annotated[
-    Annotated[IncomingDocument, Tag("document")] | Annotated[DocumentBatch, Tag("batch")],
-    Discriminator(_shape),
-]
-
-
-class AcceptedDocument(BaseModel):
-    id: str = Field(description="The document id (stable: derived from its content).")
-    status: Status = Field(description="`duplicate`: already seen in the dedup window.")
-
-
-class Accepted(BaseModel):
-    accepted: list[AcceptedDocument] = Field(description="One entry per document, in order.")
-
-
-class HealthReport(BaseModel):
-    status: Literal["live", "ready", "not_ready"]
-    checks: dict[str, str]
-
-
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        errors: Sequence[tuple[str, str]] = (),
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.headers = status, dict(headers or {})
-        self.body = ErrorResponse(
-            error=ErrorDetail(
-                code=code,
-                message=message,
-                errors=[FieldError(field=field, reason=reason) for field, reason in errors],
-            )
-        )
 
 
 @dataclass(frozen=True)
