@@ -2,7 +2,6 @@
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 import aiohttp
@@ -16,10 +15,10 @@ from sift_gateway.context import (
     fits_without_counting,
     prompt_bytes_upper_bound,
 )
-from sift_gateway.errors import ApiError, invalid_request
+from sift_gateway.errors import invalid_request
 from sift_gateway.outcome import Outcome
 from sift_gateway.registry import ProfileRuntime
-from sift_gateway.routing import open_with_fallback, resolve_profile, usage_of
+from sift_gateway.routing import observed, open_with_fallback, relay_json, resolve_profile
 from sift_gateway.state import STATE_KEY, GatewayState
 from sift_gateway.upstream import JSON_HEADERS, UpstreamCall
 from sift_gateway.validation import (
@@ -37,8 +36,7 @@ DONE_MARKER = b"data: [DONE]"
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
-    outcome = Outcome(request.headers.get("x-request-id") or uuid.uuid4().hex, "chat", "-")
-    try:
+    with observed(state, request, "chat") as outcome:
         payload = parse_object(await request.read())
         outcome.model = require_model(payload)
         messages = require_messages(payload)
@@ -58,12 +56,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
         if stream:
             return await _relay_stream(request, state, call, outcome)
-        return _relay_json(state, call, outcome)
-    except ApiError as exc:
-        outcome.status, outcome.error = exc.status, exc.message
-        raise
-    finally:
-        outcome.record(state.metrics, state.request_log)
+        return relay_json(state, call, outcome)
 
 
 async def fit_context(
@@ -124,19 +117,6 @@ def _upstream_body(
     if runtime.profile.priority_scheduling:
         fitted["priority"] = int(priority)
     return orjson.dumps(fitted)
-
-
-def _relay_json(state: GatewayState, call: UpstreamCall, outcome: Outcome) -> web.Response:
-    call.finish(state.metrics, ok=True)
-    outcome.upstream_s = call.first_byte_at - call.sent_at
-    outcome.status = 200
-    outcome.prompt_tokens, outcome.completion_tokens = usage_of(call.first_chunk)
-    overhead_ms = outcome.overhead_s(time.monotonic()) * 1000
-    return web.Response(
-        body=call.first_chunk,
-        content_type="application/json",
-        headers={"x-sift-overhead-ms": f"{overhead_ms:.3f}", "x-request-id": outcome.request_id},
-    )
 
 
 async def _relay_stream(

@@ -1,10 +1,14 @@
-"""Shared steps of the OpenAI endpoints: find the profile, open an upstream call with fallback,
-and turn upstream failures into OpenAI-shaped errors."""
+"""Shared steps of the OpenAI endpoints: measure the request, find the profile, open an upstream
+call with fallback, relay a JSON answer, and turn upstream failures into OpenAI-shaped errors."""
 
-from collections.abc import Awaitable, Callable
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
+from aiohttp import web
 
 from sift_gateway.admission import PriorityClass
 from sift_gateway.errors import ApiError, model_not_found, unavailable, upstream_error
@@ -19,6 +23,33 @@ from sift_gateway.upstream import (
 )
 
 BodyFor = Callable[[ProfileRuntime], Awaitable[tuple[bytes, int]]]
+
+
+@contextmanager
+def observed(state: GatewayState, request: web.Request, endpoint: str) -> Iterator[Outcome]:
+    """The request's Outcome; recorded (metrics, request log) however the request ends."""
+    outcome = Outcome(request.headers.get("x-request-id") or uuid.uuid4().hex, endpoint, "-")
+    try:
+        yield outcome
+    except ApiError as exc:
+        outcome.status, outcome.error = exc.status, exc.message
+        raise
+    finally:
+        outcome.record(state.metrics, state.request_log)
+
+
+def relay_json(state: GatewayState, call: UpstreamCall, outcome: Outcome) -> web.Response:
+    """Pass a complete upstream JSON answer through as it is, with the gateway's headers."""
+    call.finish(state.metrics, ok=True)
+    outcome.upstream_s = call.first_byte_at - call.sent_at
+    outcome.status = 200
+    outcome.prompt_tokens, outcome.completion_tokens = usage_of(call.first_chunk)
+    overhead_ms = outcome.overhead_s(time.monotonic()) * 1000
+    return web.Response(
+        body=call.first_chunk,
+        content_type="application/json",
+        headers={"x-sift-overhead-ms": f"{overhead_ms:.3f}", "x-request-id": outcome.request_id},
+    )
 
 
 def resolve_profile(state: GatewayState, model: str, kind: str) -> ProfileRuntime:
