@@ -84,8 +84,11 @@ def normalise(incoming: IncomingDocument, limits: Limits = Limits()) -> Document
         raise DocumentRejectedError(
             "title", f"{len(title)} characters; the limit is {limits.max_title_chars}"
         )
+    source = normalise_text(incoming.source)
+    if not source:
+        raise DocumentRejectedError("source", "only whitespace or control characters")
     return Document.create(
-        source=incoming.source.strip(),
+        source=source,
         body=body,
         external_id=incoming.external_id.strip() if incoming.external_id else None,
         url=checked_url(incoming.url) if incoming.url else None,
