@@ -110,13 +110,20 @@ class EntityRef(Contract):
         return f"{self.kind}:{' '.join(self.name.casefold().split())}"
 
 
+class EntityMention(EntityRef):
+    """An entity as one analysis saw it: the reference plus that document's score for it
+    (e.g. the market impact on a company), so the store can chart scores per entity."""
+
+    score: float | None = Field(default=None, ge=0, le=100)
+
+
 class Analysis(Contract):
     analysis_type: str = Field(min_length=1, description="The analysis profile, e.g. 'news'.")
     prompt_version: str = Field(min_length=1)
     model: str = Field(min_length=1)
     score: float | None = Field(default=None, ge=0, le=100)
     result: dict[str, Any] = Field(description="The schema-valid output of the profile.")
-    entities: list[EntityRef] = Field(default_factory=list)
+    entities: list[EntityMention] = Field(default_factory=list)
 
 
 class DocumentCollected(Event):
