@@ -9,6 +9,7 @@ from sift_common.contracts import (
     DocumentCollected,
     DocumentSubmitted,
     EntityDigested,
+    EntityMention,
     EntityRef,
     EntityRefresh,
     IncomingDocument,
@@ -30,7 +31,7 @@ def test_every_event_round_trips_through_json() -> None:
         model="chat",
         score=71.5,
         result={"sentiment": "positive"},
-        entities=[acme],
+        entities=[EntityMention(kind="company", name="Acme  Corp", ticker="ACME", score=80)],
     )
     incoming = IncomingDocument(source="wire", body="<p>Acme</p>", content_type="html")
     events = [
