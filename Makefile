@@ -8,7 +8,8 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 .PHONY: help sync lint format typecheck test test-unit test-integration migrate demo up down bench \
-	vllm-prepare vllm-up vllm-down vllm-status gateway bench-gateway docs-contracts collector
+	vllm-prepare vllm-up vllm-down vllm-status gateway bench-gateway docs-contracts collector \
+	analyzer archiver bench-archive test-e2e
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -37,6 +38,9 @@ test-unit: sync ## Unit tests only (no services needed)
 
 test-integration: sync ## Integration tests against RabbitMQ, Redis, PostgreSQL+pgvector
 	$(RUN) pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: sync vllm-prepare ## End-to-end tests: the whole pipeline as processes
+	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
 
 test: lint typecheck vllm-prepare ## Lint, typecheck and the whole test suite
 	$(RUN) pytest $(PYTEST_ARGS)
@@ -69,13 +73,22 @@ up: ## Start RabbitMQ, Redis and PostgreSQL+pgvector with docker compose
 down: ## Stop the docker compose services
 	docker compose down
 
-bench: bench-gateway ## Run every benchmark under bench/
+bench: bench-gateway bench-archive ## Run every benchmark under bench/
 
 bench-gateway: sync ## Gateway overhead: direct vs Sift vs LiteLLM at constant offered rates
 	$(RUN) python bench/gateway_overhead.py $(BENCH_ARGS)
+
+bench-archive: sync ## Store throughput with embeddings and k-NN recall/latency in pgvector
+	$(RUN) python bench/archive.py $(BENCH_ARGS)
 
 docs-contracts: sync ## Regenerate docs/asyncapi and docs/openapi from the code
 	$(RUN) python -m sift_collector.contracts_export
 
 collector: sync ## Run the collector (ingest API, AMQP intake, scheduled sources)
 	$(RUN) sift-collector
+
+analyzer: sync ## Run the analyzer (document analysis and entity digests)
+	$(RUN) sift-analyzer
+
+archiver: sync ## Run the archiver (store, embeddings, query API)
+	$(RUN) sift-archiver
