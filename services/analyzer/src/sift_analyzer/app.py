@@ -1,0 +1,203 @@
+"""Composition root of the analyzer: settings in; document and digest consumers, health out.
+
+`Analyzer(settings)` wires everything without touching the network. The lifespan connects
+Redis, the database and the broker, declares the topology (its own queues and the archiver's,
+so no analysis is published before its consumer's queue exists) and starts consuming. On
+SIGTERM readiness turns 503 first; after a grace period the server stops, the broker stops
+taking messages and waits for in-flight handlers, and the process exits 0.
+"""
+
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from sift_analyzer.analysis import DocumentAnalyzer, LockOptions
+from sift_analyzer.api import Readiness, create_api
+from sift_analyzer.cache import ResultCache
+from sift_analyzer.digest import EntityDigester
+from sift_analyzer.digest_store import DigestStore
+from sift_analyzer.llm import StructuredLlm
+from sift_analyzer.metrics import AnalyzerMetrics
+from sift_analyzer.profiles import load_profiles
+from sift_analyzer.settings import AnalyzerSettings
+from sift_analyzer.topology import analyzer_topology, observed
+from sift_common.contracts import Analysis, DocumentCollected, EntityDigested, EntityRefresh, Event
+from sift_common.errors import ConfigError
+from sift_common.gateway_client import GatewayClient
+from sift_common.logs import configure_logging
+from sift_common.messaging.broker import declare_topology, make_broker, publish_event
+from sift_common.messaging.consumer import subscribe
+from sift_common.settings import load_settings
+from sift_common.skip import AnalysisStateRepository
+from sift_common.store.engine import create_engine, resolve_database_url, session_factory
+
+logger = logging.getLogger("sift_analyzer")
+
+DRAIN_GRACE_S = 2.0  # readiness 503 this long before consuming stops
+
+
+class Analyzer:
+    def __init__(self, settings: AnalyzerSettings) -> None:
+        self.settings = s = settings
+        profiles = load_profiles(s.analyzer_profiles)
+        self.metrics = AnalyzerMetrics()
+        self.topology, docs_spec, refresh_spec = analyzer_topology(s)
+        self.broker = make_broker(str(s.rabbit_url))
+        self.redis = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                str(s.redis_url), max_connections=64, socket_connect_timeout=3, socket_timeout=10
+            )
+        )
+        self.engine = create_engine(resolve_database_url(s), pool_size=10)
+        self.gateway = GatewayClient(str(s.gateway_url), timeout_s=s.analyzer_gateway_timeout_s)
+        state = AnalysisStateRepository(session_factory(self.engine))
+        llm = StructuredLlm(self.gateway, self.metrics)
+        locks = LockOptions(s.namespace, s.analyzer_lock_lease_ms, s.analyzer_lock_wait_s)
+        self.store = DigestStore(self.engine)
+        ttl = s.analyzer_result_ttl_s
+        self.documents = DocumentAnalyzer(
+            profiles=profiles,
+            llm=llm,
+            redis=self.redis,
+            state=state,
+            cache=ResultCache(self.redis, Analysis, prefix=s.namespace, ttl_s=ttl),
+            publish=self.publish,
+            metrics=self.metrics,
+            locks=locks,
+            stale_after=timedelta(seconds=s.analyzer_stale_after_s),
+        )
+        self.digests = EntityDigester(
+            profile=profiles.digest,
+            llm=llm,
+            redis=self.redis,
+            state=state,
+            cache=ResultCache(self.redis, EntityDigested, prefix=s.namespace, ttl_s=ttl),
+            store=self.store,
+            publish=self.publish,
+            metrics=self.metrics,
+            locks=locks,
+            interval=timedelta(seconds=s.analyzer_digest_interval_s),
+            top_k=s.analyzer_digest_top_k,
+        )
+        subscribe(
+            self.broker,
+            self.topology,
+            docs_spec,
+            DocumentCollected,
+            observed(self.documents.handle, docs_spec, self.metrics),
+            prefetch=s.analyzer_prefetch,
+        )
+        subscribe(
+            self.broker,
+            self.topology,
+            refresh_spec,
+            EntityRefresh,
+            observed(self.digests.handle, refresh_spec, self.metrics),
+            prefetch=s.analyzer_digest_prefetch,
+        )
+        self.readiness = Readiness(
+            {
+                "broker": self._broker_connected,
+                "redis": self._redis_pong,
+                "database": self.store.ping,
+                "gateway": self._gateway_answers,
+            }
+        )
+        self.api: FastAPI = create_api(self.readiness, self.metrics.registry, self.lifespan)
+
+    async def publish(self, event: Event) -> None:
+        await publish_event(self.broker, self.topology, event)
+
+    async def _broker_connected(self) -> None:
+        if not await self.broker.ping(timeout=3.0):
+            raise ConnectionError("RabbitMQ connection is down")
+
+    async def _redis_pong(self) -> None:
+        await self.redis.ping()
+
+    async def _gateway_answers(self) -> None:
+        await self.gateway.models()
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        await self.broker.connect()
+        await declare_topology(self.broker, self.topology)
+        await self.broker.start()
+        logger.info("analyzer started", extra={"namespace": self.settings.namespace})
+        try:
+            yield
+        finally:
+            self.readiness.draining = True
+            await self._stop()
+
+    async def _stop(self) -> None:
+        """Stop each part even when an earlier one fails (a broker already gone, say)."""
+        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("broker", self.broker.stop),  # stops consuming; waits for in-flight handlers
+            ("gateway client", self.gateway.aclose),
+            ("redis", self.redis.aclose),
+            ("database", self.engine.dispose),
+        ]
+        for name, step in steps:
+            try:
+                await step()
+            except Exception:
+                logger.exception("stopping the %s failed", name)
+        logger.info("analyzer stopped")
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, but SIGTERM first turns readiness 503 and keeps serving for a grace period."""
+
+    def __init__(self, config: uvicorn.Config, readiness: Readiness, grace_s: float) -> None:
+        super().__init__(config)
+        self._readiness, self._grace_s = readiness, grace_s
+        self._drain_until: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self._drain_until is None:
+            self._readiness.draining = True
+            self._drain_until = time.monotonic() + self._grace_s
+            return
+        super().handle_exit(sig, frame)  # SIGINT, or a second SIGTERM: stop now
+
+    async def on_tick(self, counter: int) -> bool:
+        draining = self._drain_until is not None and not self.should_exit
+        if draining and time.monotonic() >= (self._drain_until or 0.0):
+            logger.info("shutting down: finishing in-flight messages")
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def main() -> None:
+    configure_logging("analyzer")
+    try:
+        settings = load_settings(AnalyzerSettings)
+        analyzer = Analyzer(settings)
+    except ConfigError as exc:
+        raise SystemExit(f"sift-analyzer: {exc}") from None
+    config = uvicorn.Config(
+        analyzer.api,
+        host=settings.analyzer_host,
+        port=settings.analyzer_port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = DrainingServer(config, analyzer.readiness, DRAIN_GRACE_S)
+    server.run()
+    if not server.started:
+        raise SystemExit("sift-analyzer: start-up failed (see the log above)")
+
+
+if __name__ == "__main__":
+    main()
