@@ -114,6 +114,11 @@ class Embedding(Base):
             "chunk_index >= 0 AND 0 <= char_start AND char_start <= char_end", name="span_valid"
         ),
         # Cosine HNSW; m/ef_construction are pgvector's defaults, spelled out so they are visible.
+        # Search filters, copied from the document (revision 0002): B-trees for selective ones.
+        Index("ix_embeddings_source", "source"),
+        Index("ix_embeddings_kind", "kind"),
+        Index("ix_embeddings_language", "language"),
+        Index("ix_embeddings_published_at", "published_at"),
         Index(
             "ix_embeddings_embedding_hnsw",
             "embedding",
@@ -131,6 +136,10 @@ class Embedding(Base):
     model: Mapped[str]
     dim: Mapped[int] = mapped_column(server_default=text(str(EMBEDDING_DIM)))
     embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIM))
+    source: Mapped[str | None]
+    kind: Mapped[str | None]
+    language: Mapped[str | None]
+    published_at: Mapped[datetime | None]
 
 
 class Entity(Base):
@@ -185,6 +194,9 @@ class EntityDigest(Base):
     model: Mapped[str]
     prompt_version: Mapped[str]
     created_at: Mapped[datetime] = _created_at()
+    # The EntityDigested event's id (revision 0002): a redelivered digest is stored once.
+    event_id: Mapped[str | None] = mapped_column(unique=True)
+    document_ids: Mapped[list[str] | None] = mapped_column(JSONB)
 
 
 class AnalysisState(Base):

@@ -1,0 +1,214 @@
+"""The analysts' query API: scores over time, rankings, semantic search, documents, entities,
+status. Every route but the health checks and /metrics needs an `X-API-Key`."""
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Security
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException
+
+from sift_archiver import queries, search
+from sift_archiver.api_support import (
+    ErrorResponse,
+    Format,
+    Readiness,
+    install_error_handlers,
+    list_response,
+    time_range,
+)
+from sift_archiver.embedder import Embedder
+from sift_archiver.pagination import BadParameter, cursor_offset, decode_cursor, encode_cursor
+from sift_archiver.queries import DocFilters
+
+Kind = Literal["news", "review", "generic"]
+EntityKey = Annotated[
+    str, Path(min_length=3, max_length=400, pattern=r"^[^:]+:.+$", description="kind:name")
+]
+FormatQ = Annotated[Format, Query(alias="format")]
+Cursor = Annotated[str | None, Query(max_length=500)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+SourceQ = Annotated[str | None, Query(min_length=1, max_length=200)]
+LanguageQ = Annotated[str | None, Query(min_length=2, max_length=16)]
+
+SCORE_COLUMNS = ["bucket_start", "count", "mean", "min", "max"]
+RANKING_COLUMNS = ["entity_key", "kind", "name", "ticker", "mean_score", "documents"]
+SEARCH_COLUMNS = ["document_id", "title", "source", "kind", "language", "published_at",
+                  "distance", "score", "summary"]  # fmt: skip
+
+
+@dataclass
+class QueryService:
+    pool: asyncpg.Pool
+    embedder: Embedder
+    search: search.SearchSettings
+    queue_depths: Callable[[], Awaitable[dict[str, dict[str, int | None]]]]
+
+
+def create_api(
+    service: QueryService,
+    api_keys: dict[str, str],
+    readiness: Readiness,
+    registry: CollectorRegistry,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="Sift archiver query API",
+        version="1",
+        lifespan=lifespan,
+        responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    )
+    install_error_handlers(app)
+    header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+    async def analyst(key: Annotated[str | None, Security(header)]) -> str:
+        if key is None or key not in api_keys:
+            raise HTTPException(401, "missing or unknown X-API-Key", {"WWW-Authenticate": "ApiKey"})
+        return api_keys[key]
+
+    app.include_router(_router(service), dependencies=[Depends(analyst)])
+    _ops_routes(app, readiness, registry)
+    return app
+
+
+def _ops_routes(app: FastAPI, readiness: Readiness, registry: CollectorRegistry) -> None:
+    @app.get("/health/live", tags=["ops"])
+    async def live() -> dict[str, str]:
+        return {"status": "live"}
+
+    @app.get("/health/ready", tags=["ops"])
+    async def ready() -> JSONResponse:
+        ok, checks = await readiness.report()
+        body = {"status": "ready" if ok else "not_ready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _router(service: QueryService) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/entities/{entity_key}/scores", tags=["scores"])
+    async def entity_scores(
+        entity_key: EntityKey,
+        bucket: Literal["hour", "day", "week"] = "day",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: SourceQ = None,
+        kind: Kind | None = None,
+        language: LanguageQ = None,
+        cursor: Cursor = None,
+        limit: Limit = 500,
+        fmt: FormatQ = "json",
+    ) -> Response:
+        """Score of one entity over time: count, mean, min, max per bucket (UTC)."""
+        start, end = time_range(since, until)
+        after = decode_cursor(cursor).get("after")
+        filters = DocFilters(source, kind, language, start, end)
+        async with service.pool.acquire() as conn:
+            entity = await _entity_or_404(conn, entity_key)
+            after_time = datetime.fromisoformat(after) if isinstance(after, str) else None
+            rows = await queries.scores(conn, entity, bucket, filters, after_time, limit + 1)
+        next_cursor = (
+            encode_cursor({"after": rows[limit - 1]["bucket_start"]}) if len(rows) > limit else None
+        )
+        return list_response(rows[:limit], next_cursor, fmt, SCORE_COLUMNS)
+
+    @router.get("/rankings", tags=["scores"])
+    async def rankings(
+        direction: Literal["top", "bottom"] = "top",
+        window_days: Annotated[int, Query(ge=1, le=3650)] = 30,
+        kind: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+        cursor: Cursor = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 10,
+        fmt: FormatQ = "json",
+    ) -> Response:
+        """Entities with the highest (top) or lowest (bottom) mean score over a window."""
+        offset = cursor_offset(cursor)
+        async with service.pool.acquire() as conn:
+            rows = await queries.rankings(conn, direction, window_days, kind, offset, limit + 1)
+        next_cursor = encode_cursor({"offset": offset + limit}) if len(rows) > limit else None
+        return list_response(rows[:limit], next_cursor, fmt, RANKING_COLUMNS)
+
+    @router.get("/search", tags=["search"])
+    async def semantic_search(
+        q: Annotated[str, Query(min_length=1, max_length=2000, description="text to search")],
+        k: Annotated[int, Query(ge=1, le=100)] = 10,
+        kind: Kind | None = None,
+        source: SourceQ = None,
+        language: LanguageQ = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: Cursor = None,
+        fmt: FormatQ = "json",
+    ) -> Response:
+        """The k documents nearest to `q` in meaning (cosine), filtered; score = 1 − distance."""
+        if not q.strip():
+            raise BadParameter("q", "must not be blank")
+        start, end = time_range(since, until)
+        offset = cursor_offset(cursor)
+        model, (vector,) = await service.embedder.embed([q], priority="interactive")
+        filters = DocFilters(source, kind, language, start, end)
+        async with service.pool.acquire() as conn:
+            found = await search.nearest_documents(
+                conn, vector, model, filters, offset + k + 1, service.search
+            )
+            page = found[offset : offset + k]
+            described = await search.describe(conn, [doc for doc, _ in page])
+        items = [
+            {**described[doc], "distance": distance, "score": 1.0 - distance}
+            for doc, distance in page
+        ]
+        more = len(found) > offset + k
+        return list_response(
+            items, encode_cursor({"offset": offset + k}) if more else None, fmt, SEARCH_COLUMNS
+        )
+
+    _detail_routes(router, service)
+    return router
+
+
+def _detail_routes(router: APIRouter, service: QueryService) -> None:
+    @router.get("/documents/{document_id}", tags=["documents"])
+    async def get_document(
+        document_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+    ) -> dict[str, Any]:
+        """A document with its analysis history (oldest first) and its entities."""
+        async with service.pool.acquire() as conn:
+            found = await queries.document(conn, document_id)
+        if found is None:
+            raise HTTPException(404, f"no document {document_id}")
+        return found
+
+    @router.get("/entities/{entity_key}", tags=["entities"])
+    async def get_entity(
+        entity_key: EntityKey, history: Annotated[int, Query(ge=1, le=500)] = 20
+    ) -> dict[str, Any]:
+        """An entity with its latest digest and its digest history (newest first)."""
+        async with service.pool.acquire() as conn:
+            found = await queries.entity(conn, entity_key, history)
+        if found is None:
+            raise HTTPException(404, f"no entity {entity_key}")
+        return found
+
+    @router.get("/status", tags=["ops"])
+    async def status() -> dict[str, Any]:
+        """Queue depths and DLQ sizes of every consumer, and row counts of the store."""
+        async with service.pool.acquire() as conn:
+            counts = await queries.store_counts(conn)
+        return {"queues": await service.queue_depths(), "store": counts}
+
+
+async def _entity_or_404(conn: asyncpg.Connection, key: str) -> int:
+    found = await queries.entity_id(conn, key)
+    if found is None:
+        raise HTTPException(404, f"no entity {key}")
+    return found

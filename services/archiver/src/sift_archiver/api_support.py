@@ -1,0 +1,104 @@
+"""What every query endpoint shares: API keys, readiness, the error shape, list responses."""
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from sift_archiver.pagination import BadParameter, to_csv
+
+Check = Callable[[], Awaitable[None]]
+Format = Literal["json", "csv"]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Readiness:
+    """Ready when every dependency check passes and the service is not draining."""
+
+    def __init__(self, checks: Mapping[str, Check]) -> None:
+        self._checks = dict(checks)
+        self.draining = False
+
+    async def report(self) -> tuple[bool, dict[str, str]]:
+        results: dict[str, str] = {}
+        for name, check in self._checks.items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as exc:  # reported, not raised: this is the health endpoint
+                results[name] = f"{type(exc).__name__}: {exc}"[:300]
+        if self.draining:
+            results["shutdown"] = "draining: not taking new work"
+        return all(value == "ok" for value in results.values()), results
+
+
+def error(status: int, kind: str, message: str, field: str | None = None) -> JSONResponse:
+    body = ErrorResponse(error=ErrorBody(message=message, type=kind, field=field))
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(part) for part in loc if part not in ("query", "path", "header", "body")]
+    return ".".join(parts) or "request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0]
+        field = _field_of(first.get("loc", ()))
+        return error(422, "invalid_request", f"{field}: {first.get('msg')}", field)
+
+    async def bad_parameter(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadParameter)
+        return error(422, "invalid_request", f"{exc.field}: {exc}", exc.field)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        kind = {401: "unauthorized", 404: "not_found"}.get(exc.status_code, "error")
+        response = error(exc.status_code, kind, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(BadParameter, bad_parameter)
+    app.add_exception_handler(HTTPException, http_error)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Query times without an offset are read as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime | None, ...]:
+    since, until = as_utc(since), as_utc(until)
+    if since is not None and until is not None and since >= until:
+        raise BadParameter("until", "must be later than since")
+    return since, until
+
+
+def list_response(
+    items: list[dict[str, Any]], next_cursor: str | None, fmt: Format, columns: list[str]
+) -> Response:
+    """`{"items", "next_cursor"}` as JSON, or the items as CSV (cursor in `X-Next-Cursor`)."""
+    if fmt == "csv":
+        headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
+        return Response(to_csv(items, columns), media_type="text/csv", headers=headers)
+    return JSONResponse(jsonable_encoder({"items": items, "next_cursor": next_cursor}))

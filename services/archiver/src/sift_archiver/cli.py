@@ -1,0 +1,193 @@
+"""`sift`: the analysts' command line over the archiver's query API (HTTP).
+
+Tables for people, `--json` for scripts. The API answers errors as `{"error": {...}}`; the CLI
+prints the message (naming the field) and exits 1, or 2 when the API cannot be reached.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Query Sift's store: scores, rankings, search, documents, entities.")
+out = Console()
+err = Console(stderr=True)
+
+
+@dataclass
+class Context:
+    url: str
+    api_key: str
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the API's JSON")]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option(help="query API, or SIFT_ARCHIVER_URL")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key, or SIFT_API_KEY")] = None,
+) -> None:
+    ctx.obj = Context(
+        url or os.environ.get("SIFT_ARCHIVER_URL", "http://127.0.0.1:8130"),
+        api_key or os.environ.get("SIFT_API_KEY", "dev-key"),
+    )
+
+
+def _get(ctx: typer.Context, path: str, params: dict[str, Any]) -> Any:
+    state: Context = ctx.obj
+    query = {key: value for key, value in params.items() if value is not None}
+    try:
+        response = httpx.get(
+            f"{state.url.rstrip('/')}{path}",
+            params=query,
+            headers={"X-API-Key": state.api_key},
+            timeout=60,
+        )
+    except httpx.TransportError as exc:
+        err.print(f"[red]cannot reach the query API at {state.url}: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:300]
+        err.print(f"[red]error {response.status_code}: {message}[/red]")
+        raise typer.Exit(1)
+    return response.json()
+
+
+def _emit(as_json: bool, data: Any, title: str, columns: list[str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for item in data["items"] if isinstance(data, dict) and "items" in data else data:
+        table.add_row(*[_cell(item.get(column)) for column in columns])
+    out.print(table)
+    if isinstance(data, dict) and data.get("next_cursor"):
+        out.print(f"more: --cursor {data['next_cursor']}")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+@app.command()
+def scores(
+    ctx: typer.Context,
+    entity: Annotated[str, typer.Argument(help="entity key, kind:name (e.g. company:acme)")],
+    bucket: str = "day",
+    since: str | None = None,
+    until: str | None = None,
+    source: str | None = None,
+    kind: str | None = None,
+    language: str | None = None,
+    cursor: str | None = None,
+    limit: int = 500,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score of an entity over time, per bucket."""
+    params = {"bucket": bucket, "since": since, "until": until, "source": source, "kind": kind,
+              "language": language, "cursor": cursor, "limit": limit}  # fmt: skip
+    data = _get(ctx, f"/v1/entities/{entity}/scores", params)
+    _emit(as_json, data, f"scores of {entity}", ["bucket_start", "count", "mean", "min", "max"])
+
+
+@app.command()
+def top(
+    ctx: typer.Context,
+    bottom: Annotated[bool, typer.Option("--bottom", help="lowest mean scores")] = False,
+    window_days: int = 30,
+    limit: int = 10,
+    kind: str | None = None,
+    cursor: str | None = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Entities with the highest (or --bottom lowest) mean score over a window."""
+    direction = "bottom" if bottom else "top"
+    params = {"direction": direction, "window_days": window_days, "limit": limit, "kind": kind,
+              "cursor": cursor}  # fmt: skip
+    data = _get(ctx, "/v1/rankings", params)
+    columns = ["entity_key", "name", "ticker", "mean_score", "documents"]
+    _emit(as_json, data, f"{direction} entities, last {window_days} days", columns)
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="text to search for")],
+    k: int = 10,
+    kind: str | None = None,
+    source: str | None = None,
+    language: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Documents nearest in meaning to a text."""
+    params = {"q": query, "k": k, "kind": kind, "source": source, "language": language,
+              "since": since, "until": until}  # fmt: skip
+    data = _get(ctx, "/v1/search", params)
+    _emit(as_json, data, f"nearest to {query!r}", ["score", "title", "source", "document_id"])
+
+
+@app.command()
+def doc(
+    ctx: typer.Context,
+    document_id: Annotated[str, typer.Argument(help="64-hex document id")],
+    as_json: JsonOpt = False,
+) -> None:
+    """A document and its analysis history."""
+    data = _get(ctx, f"/v1/documents/{document_id}", {})
+    if as_json:
+        _emit(True, data, "", [])
+        return
+    out.print(f"[bold]{data.get('title') or '(untitled)'}[/bold]  {data['source']}  {data['id']}")
+    out.print(f"kind {data['kind']}  language {data.get('language')}  "
+              f"published {data.get('published_at')}  chunks {data['embedded_chunks']}")  # fmt: skip
+    columns = ["created_at", "analysis_type", "prompt_version", "model", "score"]
+    _emit(False, data["analyses"], "analyses", columns)
+    _emit(False, data["entities"], "entities", ["entity_key", "ticker", "score"])
+
+
+@app.command()
+def entity(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="entity key, kind:name")],
+    as_json: JsonOpt = False,
+) -> None:
+    """An entity, its latest digest and digest history."""
+    data = _get(ctx, f"/v1/entities/{name}", {})
+    if as_json:
+        _emit(True, data, "", [])
+        return
+    out.print(f"[bold]{data['name']}[/bold] ({data['entity_key']}), {data['documents']} documents")
+    latest = data.get("latest_digest")
+    out.print(f"latest digest: {latest['summary']}" if latest else "no digest yet")
+    _emit(False, data["digests"], "digests", ["created_at", "digest_type", "score", "summary"])
+
+
+@app.command()
+def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Queue depths, DLQ sizes and store row counts."""
+    data = _get(ctx, "/v1/status", {})
+    if as_json:
+        _emit(True, data, "", [])
+        return
+    queues = [{"queue": name, **depth} for name, depth in data["queues"].items()]
+    _emit(False, queues, "queues", ["queue", "messages", "dlq"])
+    store = [{"table": table, "rows": rows} for table, rows in data["store"].items()]
+    _emit(False, store, "store", ["table", "rows"])

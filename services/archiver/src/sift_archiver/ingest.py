@@ -1,0 +1,169 @@
+"""The archiver's consumers: analysed documents in micro-batches, and entity digests.
+
+A batch is chunked, embedded in one gateway call, written in one transaction, and only then
+are its messages acked (each handler awaits its batch). A failure raises into every handler of
+the batch; database and gateway outages are transient, so the retry ladder takes them.
+"""
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
+from faststream.rabbit import RabbitBroker
+
+from sift_archiver.batching import Batcher
+from sift_archiver.embedder import Embedder
+from sift_archiver.metrics import ArchiverMetrics
+from sift_archiver.rows import batch_rows, normalized_name
+from sift_archiver.writer import write_batch
+from sift_common.contracts import DocumentAnalyzed, EntityDigested, EntityRef, EntityRefresh
+from sift_common.errors import TransientError
+from sift_common.messaging.broker import publish_event
+from sift_common.messaging.topology import Topology
+
+logger = logging.getLogger("sift_archiver")
+
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+@asynccontextmanager
+async def database_outage_is_transient() -> AsyncIterator[None]:
+    try:
+        yield
+    except TRANSIENT_DB_ERRORS as exc:
+        raise TransientError(f"database unavailable: {exc!r}") from exc
+
+
+class DocumentArchive:
+    """Stores batches of analysed documents; wire `handle` to the consumer."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        embedder: Embedder,
+        metrics: ArchiverMetrics,
+        publish_refresh: Callable[[EntityRefresh], Awaitable[None]],
+        *,
+        batch_size: int,
+        batch_wait_s: float,
+        chunk_words: int,
+        chunk_overlap: int,
+    ) -> None:
+        self._pool, self._embedder, self._metrics = pool, embedder, metrics
+        self._publish_refresh = publish_refresh
+        self._words, self._overlap = chunk_words, chunk_overlap
+        self.batcher: Batcher[DocumentAnalyzed] = Batcher(
+            self.store_batch, max_size=batch_size, max_wait_s=batch_wait_s
+        )
+
+    async def handle(self, event: DocumentAnalyzed) -> None:
+        await self.batcher.submit(event)
+
+    async def store_batch(self, events: list[DocumentAnalyzed]) -> None:
+        rows = batch_rows(events, words=self._words, overlap=self._overlap)
+        self._metrics.batch_size.observe(len(events))
+        started = time.perf_counter()
+        try:
+            model, vectors = await self._embedder.embed([c.chunk.text for c in rows.chunks])
+            self._metrics.embed_seconds.observe(time.perf_counter() - started)
+            started = time.perf_counter()
+            async with database_outage_is_transient(), self._pool.acquire() as conn:
+                result = await write_batch(conn, rows, model, vectors)
+        except Exception:
+            self._metrics.batches.labels("failed").inc()
+            raise
+        self._metrics.commit_seconds.observe(time.perf_counter() - started)
+        self._metrics.batches.labels("stored").inc()
+        for table, count in result.rows.items():
+            self._metrics.rows_written.labels(table).inc(count)
+        logger.info(
+            "batch stored",
+            extra={
+                "documents": result.rows["documents"],
+                "chunks": result.rows["embeddings"],
+                "duplicates": result.duplicates,
+                "document_ids": [event.document.id for event in events],
+            },
+        )
+        await self._announce(result.new_links)
+
+    async def _announce(self, new_links: dict[EntityRef, list[str]]) -> None:
+        """Tell the analyzer which entities have new documents. The batch is committed: a
+        failed publish is logged, not raised (a retry would find no new links to announce),
+        and the analyzer's scheduled refresh catches the entity up."""
+        for entity, document_ids in sorted(new_links.items(), key=lambda item: item[0].key):
+            key = entity.key
+            event = EntityRefresh(
+                correlation_id=key,
+                entity=entity,
+                reason="new_documents",
+                new_document_ids=sorted(document_ids),
+            )
+            try:
+                await self._publish_refresh(event)
+                self._metrics.refreshes.inc()
+            except Exception:
+                logger.exception("entity.refresh for %s not published", key)
+
+
+INSERT_ENTITY = """
+INSERT INTO entities (kind, normalized_name, name, ticker) VALUES ($1, $2, $3, $4)
+ON CONFLICT (kind, normalized_name)
+DO UPDATE SET ticker = COALESCE(EXCLUDED.ticker, entities.ticker)
+RETURNING id"""
+INSERT_DIGEST = """
+INSERT INTO entity_digests (entity_id, digest_type, summary, score, details, document_count,
+                            model, prompt_version, event_id, document_ids, created_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10::jsonb, $11)
+ON CONFLICT (event_id) DO NOTHING"""
+
+
+class DigestArchive:
+    """Stores entity digests, one row per digest (history kept), once per event."""
+
+    def __init__(self, pool: asyncpg.Pool, metrics: ArchiverMetrics) -> None:
+        self._pool, self._metrics = pool, metrics
+
+    async def handle(self, event: EntityDigested) -> None:
+        entity = event.entity
+        async with (
+            database_outage_is_transient(),
+            self._pool.acquire() as conn,
+            conn.transaction(),
+        ):
+            entity_id = await conn.fetchval(
+                INSERT_ENTITY, entity.kind, normalized_name(entity.name), entity.name,
+                entity.ticker,
+            )  # fmt: skip
+            status = await conn.execute(
+                INSERT_DIGEST, entity_id, event.digest_type, event.summary, event.score,
+                json.dumps(event.details), len(event.document_ids), event.model,
+                event.prompt_version, event.event_id, json.dumps(event.document_ids),
+                event.occurred_at,
+            )  # fmt: skip
+        if status.endswith(" 1"):
+            self._metrics.digests.inc()
+        logger.info("digest stored", extra={"entity": entity.key, "event_id": event.event_id})
+
+
+def refresh_publisher(
+    broker: RabbitBroker, topology: Topology
+) -> Callable[[EntityRefresh], Awaitable[None]]:
+    async def publish(event: EntityRefresh) -> None:
+        await publish_event(broker, topology, event)
+
+    return publish

@@ -1,0 +1,50 @@
+"""The archiver's settings: shared fragments plus its own `SIFT_ARCHIVER_*` variables."""
+
+from pydantic import Field, field_validator, model_validator
+
+from sift_common.settings import DatabaseSettings, GatewaySettings, RabbitSettings
+
+
+class ArchiverSettings(RabbitSettings, DatabaseSettings, GatewaySettings):
+    archiver_host: str = Field(default="127.0.0.1", description="SIFT_ARCHIVER_HOST")
+    archiver_port: int = Field(default=8130, ge=1, le=65535, description="SIFT_ARCHIVER_PORT")
+    archiver_api_keys: dict[str, str] = Field(
+        default_factory=lambda: {"dev-key": "dev"},
+        description="SIFT_ARCHIVER_API_KEYS: JSON API key → analyst name (dev-key: dev only)",
+    )
+    archiver_batch_size: int = Field(default=32, ge=1, le=1024, description="documents per batch")
+    archiver_batch_wait_s: float = Field(
+        default=0.5, gt=0, description="longest a partial batch waits before it is written"
+    )
+    archiver_prefetch: int = Field(default=0, ge=0, description="0: twice the batch size")
+    archiver_embed_model: str = Field(default="embed", description="gateway model or alias")
+    archiver_embedding_model_name: str | None = Field(
+        default=None,
+        description="name recorded per vector row; unset: the model the gateway reports",
+    )
+    archiver_chunk_words: int = Field(default=160, ge=16, description="words per chunk")
+    archiver_chunk_overlap_words: int = Field(default=32, ge=0, description="overlap of chunks")
+    archiver_ef_search: int = Field(default=100, ge=10, le=1000, description="hnsw.ef_search")
+    archiver_max_scan_tuples: int = Field(
+        default=20_000, ge=100, description="hnsw.max_scan_tuples for iterative scans"
+    )
+    archiver_migrate: bool = Field(default=True, description="run migrations at start-up")
+    archiver_drain_grace_s: float = Field(default=3.0, ge=0, description="readiness 503 first")
+
+    @field_validator("archiver_api_keys")
+    @classmethod
+    def _keys_not_blank(cls, keys: dict[str, str]) -> dict[str, str]:
+        if not keys or any(not key.strip() or not name.strip() for key, name in keys.items()):
+            raise ValueError("at least one key; API keys and analyst names must not be blank")
+        return keys
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> "ArchiverSettings":
+        if self.archiver_chunk_overlap_words >= self.archiver_chunk_words:
+            raise ValueError("SIFT_ARCHIVER_CHUNK_OVERLAP_WORDS must be below CHUNK_WORDS")
+        return self
+
+    @property
+    def prefetch(self) -> int:
+        # Every handler of a batch holds its message until commit: prefetch must exceed a batch.
+        return self.archiver_prefetch or 2 * self.archiver_batch_size

@@ -1,0 +1,128 @@
+"""The one transaction that stores a batch: documents, analyses, entities, links, vectors.
+
+Every statement is an upsert on the table's unique key, so replaying a batch changes nothing.
+Documents and vectors are immutable for a given id (the id hashes the content), hence
+`DO NOTHING`: rewriting a vector would add a fresh HNSW entry, the store's costliest write.
+Vectors travel in pgvector's binary format (asyncpg codec), not as text.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import asyncpg
+import numpy as np
+from numpy.typing import NDArray
+
+from sift_archiver.rows import BatchRows, keep_documents
+from sift_common.contracts import EntityRef
+
+DOCUMENTS = """
+INSERT INTO documents (id, content_hash, source, external_id, url, title, body, language, kind,
+                       published_at, collected_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT DO NOTHING"""
+STORED = "SELECT id FROM documents WHERE id = ANY($1::text[])"
+ANALYSES = """
+INSERT INTO analyses (document_id, analysis_type, prompt_version, model, result, score)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+ON CONFLICT (document_id, analysis_type, prompt_version)
+DO UPDATE SET model = EXCLUDED.model, result = EXCLUDED.result, score = EXCLUDED.score"""
+ENTITIES = """
+INSERT INTO entities (kind, normalized_name, name, ticker)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+ON CONFLICT (kind, normalized_name)
+DO UPDATE SET ticker = COALESCE(EXCLUDED.ticker, entities.ticker)
+RETURNING id, kind, normalized_name"""
+LINKS = """
+INSERT INTO document_entities (document_id, entity_id, mention, score)
+SELECT d, e, m::jsonb, s FROM unnest($1::text[], $2::bigint[], $3::text[], $4::float8[])
+    AS t(d, e, m, s)
+ON CONFLICT (document_id, entity_id)
+DO UPDATE SET mention = EXCLUDED.mention, score = EXCLUDED.score
+RETURNING document_id, entity_id, (xmax = 0) AS inserted"""
+EMBEDDINGS = """
+INSERT INTO embeddings (document_id, chunk_index, char_start, char_end, model, dim, embedding,
+                        source, kind, language, published_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (document_id, model, chunk_index) DO NOTHING"""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    rows: dict[str, int]  # table → rows sent (upserted or already there)
+    new_links: dict[EntityRef, list[str]]  # entity → documents linked to it for the first time
+    duplicates: int  # documents refused: same content as another stored document
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    rows: BatchRows,
+    model: str,
+    vectors: list[NDArray[np.float32]],
+) -> WriteResult:
+    """Store `rows` with `vectors` (one per chunk, in order) in one transaction."""
+    async with conn.transaction():
+        await conn.executemany(DOCUMENTS, rows.documents)
+        # A document whose content another document already has is refused by the unique
+        # content hash (`DO NOTHING` above); what hangs off it is dropped with it.
+        sent = [row[0] for row in rows.documents]
+        stored = {row["id"] for row in await conn.fetch(STORED, sent)}
+        skipped = len(sent) - len(stored)
+        vectors = keep_documents(rows, vectors, stored)
+        await conn.executemany(ANALYSES, rows.analyses)
+        entity_ids = await _upsert_entities(conn, rows)
+        new_links = await _upsert_links(conn, rows, entity_ids)
+        await conn.executemany(
+            EMBEDDINGS,
+            [
+                (c.document_id, c.chunk.index, c.chunk.start, c.chunk.end, model, len(vector),
+                 vector, c.source, c.kind, c.language, c.published_at)
+                for c, vector in zip(rows.chunks, vectors, strict=True)
+            ],
+        )  # fmt: skip
+    counts = {
+        "documents": len(rows.documents),
+        "analyses": len(rows.analyses),
+        "entities": len(rows.entities),
+        "document_entities": len(rows.mentions),
+        "embeddings": len(rows.chunks),
+    }
+    return WriteResult(counts, new_links, skipped)
+
+
+async def _upsert_entities(conn: asyncpg.Connection, rows: BatchRows) -> dict[tuple[str, str], int]:
+    if not rows.entities:
+        return {}
+    keys = sorted(rows.entities)  # a fixed order keeps concurrent batches from deadlocking
+    returned = await conn.fetch(
+        ENTITIES,
+        [kind for kind, _ in keys],
+        [name for _, name in keys],
+        [rows.entities[key][0] for key in keys],
+        [rows.entities[key][1] for key in keys],
+    )
+    return {(row["kind"], row["normalized_name"]): row["id"] for row in returned}
+
+
+async def _upsert_links(
+    conn: asyncpg.Connection, rows: BatchRows, entity_ids: dict[tuple[str, str], int]
+) -> dict[EntityRef, list[str]]:
+    if not rows.mentions:
+        return {}
+    keys = sorted(rows.mentions)
+    returned = await conn.fetch(
+        LINKS,
+        [document_id for document_id, _ in keys],
+        [entity_ids[entity] for _, entity in keys],
+        [rows.mentions[key][0] for key in keys],
+        [rows.mentions[key][1] for key in keys],
+    )
+    ref_of = {
+        entity_id: EntityRef(kind=key[0], name=rows.entities[key][0], ticker=rows.entities[key][1])
+        for key, entity_id in entity_ids.items()
+    }
+    new_links: dict[EntityRef, list[str]] = defaultdict(list)
+    for row in returned:
+        if row["inserted"]:
+            new_links[ref_of[row["entity_id"]]].append(row["document_id"])
+    return dict(new_links)
