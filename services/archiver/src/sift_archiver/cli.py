@@ -156,8 +156,8 @@ def doc(
         _emit(True, data, "", [])
         return
     out.print(f"[bold]{data.get('title') or '(untitled)'}[/bold]  {data['source']}  {data['id']}")
-    out.print(f"kind {data['kind']}  language {data.get('language')}  "
-              f"published {data.get('published_at')}  chunks {data['embedded_chunks']}")  # fmt: skip
+    facts = {key: data.get(key) for key in ("kind", "language", "published_at", "embedded_chunks")}
+    out.print("  ".join(f"{key} {value}" for key, value in facts.items()))
     columns = ["created_at", "analysis_type", "prompt_version", "model", "score"]
     _emit(False, data["analyses"], "analyses", columns)
     _emit(False, data["entities"], "entities", ["entity_key", "ticker", "score"])

@@ -15,6 +15,7 @@ MAX_INPUT_TOKENS = 256  # MiniLM's context; a guard behind the chunking, never t
 class Embedder:
     def __init__(self, client: GatewayClient, model: str, recorded_name: str | None) -> None:
         self._client, self._model, self._recorded = client, model, recorded_name
+        self.last_model: str | None = recorded_name  # what the latest answer said it was
 
     async def embed(
         self, texts: list[str], *, priority: Priority = "normal"
@@ -34,4 +35,5 @@ class Embedder:
             raise GatewayUnavailableError(f"malformed embeddings from the gateway: {exc}") from exc
         if len(vectors) != len(texts):
             raise GatewayUnavailableError(f"asked for {len(texts)} embeddings, got {len(vectors)}")
-        return self._recorded or served, vectors
+        self.last_model = self._recorded or served
+        return self.last_model, vectors

@@ -12,12 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
+import numpy as np
 from faststream.rabbit import RabbitBroker
+from numpy.typing import NDArray
 
 from sift_archiver.batching import Batcher
 from sift_archiver.embedder import Embedder
 from sift_archiver.metrics import ArchiverMetrics
-from sift_archiver.rows import batch_rows, normalized_name
+from sift_archiver.rows import BatchRows, batch_rows, normalized_name
 from sift_archiver.writer import write_batch
 from sift_common.contracts import DocumentAnalyzed, EntityDigested, EntityRef, EntityRefresh
 from sift_common.errors import TransientError
@@ -75,16 +77,17 @@ class DocumentArchive:
 
     async def store_batch(self, events: list[DocumentAnalyzed]) -> None:
         rows = batch_rows(events, words=self._words, overlap=self._overlap)
-        self._metrics.batch_size.observe(len(events))
         started = time.perf_counter()
         try:
-            model, vectors = await self._embedder.embed([c.chunk.text for c in rows.chunks])
+            await self._skip_embedded(rows)
+            model, vectors = await self._embed(rows)
             self._metrics.embed_seconds.observe(time.perf_counter() - started)
             started = time.perf_counter()
             async with database_outage_is_transient(), self._pool.acquire() as conn:
                 result = await write_batch(conn, rows, model, vectors)
         except Exception:
             self._metrics.batches.labels("failed").inc()
+            self._metrics.batch_size.observe(len(events))
             raise
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
         self._metrics.batches.labels("stored").inc()
@@ -100,6 +103,24 @@ class DocumentArchive:
             },
         )
         await self._announce(result.new_links)
+        self._metrics.batch_size.observe(len(events))  # last: a batch counts once fully done
+
+    async def _skip_embedded(self, rows: BatchRows) -> None:
+        """A replayed document already has its vectors (of the model the gateway served last):
+        embedding it again would cost an LLM call for a row `DO NOTHING` then drops."""
+        model = self._embedder.last_model
+        if model is None or not rows.chunks:
+            return
+        ids = sorted({chunk.document_id for chunk in rows.chunks})
+        async with database_outage_is_transient(), self._pool.acquire() as conn:
+            done = await conn.fetch(EMBEDDED, ids, model)
+        embedded = {row["document_id"] for row in done}
+        rows.chunks = [chunk for chunk in rows.chunks if chunk.document_id not in embedded]
+
+    async def _embed(self, rows: BatchRows) -> tuple[str, list[NDArray[np.float32]]]:
+        if not rows.chunks:  # everything was embedded before: nothing to ask the gateway
+            return self._embedder.last_model or "", []
+        return await self._embedder.embed([chunk.chunk.text for chunk in rows.chunks])
 
     async def _announce(self, new_links: dict[EntityRef, list[str]]) -> None:
         """Tell the analyzer which entities have new documents. The batch is committed: a
@@ -120,6 +141,8 @@ class DocumentArchive:
                 logger.exception("entity.refresh for %s not published", key)
 
 
+EMBEDDED = """
+SELECT DISTINCT document_id FROM embeddings WHERE document_id = ANY($1::text[]) AND model = $2"""
 INSERT_ENTITY = """
 INSERT INTO entities (kind, normalized_name, name, ticker) VALUES ($1, $2, $3, $4)
 ON CONFLICT (kind, normalized_name)
