@@ -114,3 +114,15 @@ async def analyzed(rabbit_url: str, topology: Topology) -> list[DocumentAnalyzed
 async def digested(rabbit_url: str, topology: Topology) -> list[EntityDigested]:
     taken = await drain(rabbit_url, topology.work_queue(ARCHIVER_DIGESTS))
     return [EntityDigested.model_validate_json(message.body) for message in taken]
+
+
+async def scraped(url: str, name: str, **labels: str) -> float:
+    """The sum of `name`'s samples at `url`/metrics whose labels include `labels`."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{url}/metrics")).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
