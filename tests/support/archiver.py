@@ -43,7 +43,7 @@ HEADERS = {"X-API-Key": API_KEY}
 REAL_TIMEOUTS = {"connect_s": 2, "ttft_s": 120, "stall_s": 60, "total_s": 300}
 
 
-def test_topology(namespace: str) -> Topology:
+def archiver_topology(namespace: str) -> Topology:
     return Topology(namespace, TEST_QUEUES)
 
 
@@ -90,7 +90,7 @@ class RunningArchiver:
 async def running_archiver(settings: ArchiverSettings) -> AsyncIterator[RunningArchiver]:
     """The archiver app (consumers included) on 127.0.0.1:<free port>; stopped on exit."""
     port = free_port()
-    archiver = Archiver(settings, test_topology(settings.namespace))
+    archiver = Archiver(settings, archiver_topology(settings.namespace))
     config = uvicorn.Config(archiver.api, host="127.0.0.1", port=port, log_config=None)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -155,7 +155,7 @@ async def embed_gateway(
 
 @pytest.fixture
 async def topology(rabbit_url: str, namespace: str) -> AsyncIterator[Topology]:
-    topology = test_topology(namespace)
+    topology = archiver_topology(namespace)
     yield topology
     await delete_topology(rabbit_url, topology)
 
