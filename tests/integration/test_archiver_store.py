@@ -166,3 +166,34 @@ async def test_digests_keep_history_and_a_redelivered_digest_is_stored_once(
     assert body["latest_digest"]["summary"] == "Newer digest."
     assert [d["summary"] for d in body["digests"]] == ["Newer digest.", "Older digest."]
     assert body["digests"][1]["document_ids"] == ["a" * 64]
+
+
+async def test_replaying_500_messages_leaves_row_counts_unchanged(
+    rabbit_url: str, topology: Topology, fresh_database: str, embed_gateway: RunningGateway
+) -> None:
+    events = [
+        analyzed(f"Item {n}", f"Market note {n}: item {n} moved {n % 7} points on volume.",
+                 entities=(("company", f"Firm {n % 40}", float(n % 100)),))
+        for n in range(500)
+    ]  # fmt: skip
+    settings = archiver_settings(
+        rabbit_url, topology.namespace, fresh_database, embed_gateway.url, archiver_batch_size=64
+    )
+    async with running_archiver(settings) as running:
+        await publish_all(rabbit_url, topology, events)
+        await wait_for(lambda: _at_least(running, 500), timeout=240)
+        before, calls_before = await table_counts(fresh_database), _count(running)
+        await publish_all(rabbit_url, topology, events)
+        await wait_for(lambda: _at_least(running, 1000), timeout=240)
+        calls_after = _count(running)
+    assert before["documents"] == 500
+    assert before["embeddings"] == 500
+    assert before["entities"] == 40
+    assert await table_counts(fresh_database) == before
+    # The replay asked the gateway for nothing: every document already had its vectors.
+    assert calls_after == calls_before
+
+
+def _count(running: RunningArchiver) -> float:
+    value = running.archiver.registry.get_sample_value("sift_archiver_embed_seconds_count")
+    return value or 0.0

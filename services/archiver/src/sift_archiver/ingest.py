@@ -77,11 +77,9 @@ class DocumentArchive:
 
     async def store_batch(self, events: list[DocumentAnalyzed]) -> None:
         rows = batch_rows(events, words=self._words, overlap=self._overlap)
-        started = time.perf_counter()
         try:
             await self._skip_embedded(rows)
             model, vectors = await self._embed(rows)
-            self._metrics.embed_seconds.observe(time.perf_counter() - started)
             started = time.perf_counter()
             async with database_outage_is_transient(), self._pool.acquire() as conn:
                 result = await write_batch(conn, rows, model, vectors)
@@ -120,7 +118,8 @@ class DocumentArchive:
     async def _embed(self, rows: BatchRows) -> tuple[str, list[NDArray[np.float32]]]:
         if not rows.chunks:  # everything was embedded before: nothing to ask the gateway
             return self._embedder.last_model or "", []
-        return await self._embedder.embed([chunk.chunk.text for chunk in rows.chunks])
+        with self._metrics.embed_seconds.time():
+            return await self._embedder.embed([chunk.chunk.text for chunk in rows.chunks])
 
     async def _announce(self, new_links: dict[EntityRef, list[str]]) -> None:
         """Tell the analyzer which entities have new documents. The batch is committed: a
