@@ -305,3 +305,22 @@ async def test_cli_reports_bad_parameters_and_errors(api: RunningArchiver) -> No
         CliRunner().invoke, cli, ["--url", "http://127.0.0.1:9", "status"]
     )
     assert unreachable.exit_code == 2
+
+
+async def test_openapi_health_and_metrics(api: RunningArchiver) -> None:
+    async with api.http() as http:
+        spec = (await http.get("/openapi.json")).json()
+        docs = await http.get("/docs")
+        live = await http.get("/health/live")
+        ready = await http.get("/health/ready")
+        metrics = (await http.get("/metrics")).text
+    paths = {"/v1/search", "/v1/rankings", "/v1/status", "/v1/entities/{entity_key}/scores",
+             "/v1/documents/{document_id}", "/v1/entities/{entity_key}"}  # fmt: skip
+    assert paths <= set(spec["paths"])
+    assert docs.status_code == 200
+    assert live.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    for name in ("sift_archiver_batch_size_count", "sift_archiver_embed_seconds_count",
+                 "sift_archiver_commit_seconds_count",
+                 'sift_archiver_rows_written_total{table="embeddings"}'):  # fmt: skip
+        assert name in metrics
