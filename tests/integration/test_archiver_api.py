@@ -215,6 +215,12 @@ async def test_rankings_top_and_bottom_with_pages(api: RunningArchiver) -> None:
         i["entity_key"] for i in top
     ]
     assert second["next_cursor"] is None
+    async with api.http() as http:
+        exported = await http.get("/v1/rankings", params={"limit": 2, "format": "csv"})
+    lines = exported.text.splitlines()
+    assert lines[0] == "entity_key,kind,name,ticker,mean_score,documents"
+    assert lines[1].startswith("company:initech,company,Initech,,95.0,1")
+    assert exported.headers["X-Next-Cursor"] == first["next_cursor"]
 
 
 async def test_search_with_filters(api: RunningArchiver, events: list[DocumentAnalyzed]) -> None:
@@ -234,6 +240,11 @@ async def test_search_with_filters(api: RunningArchiver, events: list[DocumentAn
     assert [i["document_id"] for i in page["items"] + rest["items"]] == [
         i["document_id"] for i in wire_a
     ]
+    async with api.http() as http:
+        exported = await http.get("/v1/search", params={"q": "schnitzel", "k": 1, "format": "csv"})
+    (row,) = csv.DictReader(io.StringIO(exported.text))
+    assert row["document_id"] == events[14].document.id
+    assert float(row["score"]) == pytest.approx(1 - float(row["distance"]))
 
 
 async def test_document_with_its_analysis_history(

@@ -23,7 +23,7 @@ CHUNKS_PER_DOCUMENT = 3  # chunks fetched per wanted document: long documents ha
 
 @dataclass(frozen=True)
 class SearchSettings:
-    ef_search: int = 100
+    ef_search: int = 200
     max_scan_tuples: int = 20_000
 
 

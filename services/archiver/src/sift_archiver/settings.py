@@ -24,7 +24,7 @@ class ArchiverSettings(RabbitSettings, DatabaseSettings, GatewaySettings):
     )
     archiver_chunk_words: int = Field(default=160, ge=16, description="words per chunk")
     archiver_chunk_overlap_words: int = Field(default=32, ge=0, description="overlap of chunks")
-    archiver_ef_search: int = Field(default=100, ge=10, le=1000, description="hnsw.ef_search")
+    archiver_ef_search: int = Field(default=200, ge=10, le=1000, description="hnsw.ef_search")
     archiver_max_scan_tuples: int = Field(
         default=20_000, ge=100, description="hnsw.max_scan_tuples for iterative scans"
     )
