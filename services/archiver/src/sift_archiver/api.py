@@ -95,7 +95,13 @@ def _ops_routes(app: FastAPI, readiness: Readiness, registry: CollectorRegistry)
 
 def _router(service: QueryService) -> APIRouter:
     router = APIRouter(prefix="/v1")
+    _score_routes(router, service)
+    _search_routes(router, service)
+    _detail_routes(router, service)
+    return router
 
+
+def _score_routes(router: APIRouter, service: QueryService) -> None:
     @router.get("/entities/{entity_key}/scores", tags=["scores"])
     async def entity_scores(
         entity_key: EntityKey,
@@ -138,6 +144,8 @@ def _router(service: QueryService) -> APIRouter:
         next_cursor = encode_cursor({"offset": offset + limit}) if len(rows) > limit else None
         return list_response(rows[:limit], next_cursor, fmt, RANKING_COLUMNS)
 
+
+def _search_routes(router: APIRouter, service: QueryService) -> None:
     @router.get("/search", tags=["search"])
     async def semantic_search(
         q: Annotated[str, Query(min_length=1, max_length=2000, description="text to search")],
@@ -171,9 +179,6 @@ def _router(service: QueryService) -> APIRouter:
         return list_response(
             items, encode_cursor({"offset": offset + k}) if more else None, fmt, SEARCH_COLUMNS
         )
-
-    _detail_routes(router, service)
-    return router
 
 
 def _detail_routes(router: APIRouter, service: QueryService) -> None:
