@@ -23,6 +23,7 @@ from sift_archiver.rows import BatchRows, batch_rows, normalized_name
 from sift_archiver.writer import write_batch
 from sift_common.contracts import DocumentAnalyzed, EntityDigested, EntityRef, EntityRefresh
 from sift_common.errors import TransientError
+from sift_common.logs import correlation_id
 from sift_common.messaging.broker import publish_event
 from sift_common.messaging.topology import Topology
 
@@ -76,6 +77,9 @@ class DocumentArchive:
         await self.batcher.submit(event)
 
     async def store_batch(self, events: list[DocumentAnalyzed]) -> None:
+        # A batch runs in its own task, which inherited the id of whichever document filled
+        # it: a batch has no single correlation id, its log lines list every document.
+        correlation_id.set(None)
         rows = batch_rows(events, words=self._words, overlap=self._overlap)
         try:
             await self._skip_embedded(rows)
