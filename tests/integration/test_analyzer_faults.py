@@ -1,0 +1,190 @@
+"""Faults the analyzer must ride out: the gateway down for a minute (real vLLM behind it once
+it is back) and a model answering invalid JSON (a FAKE upstream, as the real model answers
+valid JSON under a schema)."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sift_analyzer import core
+from sift_analyzer.app import Analyzer
+from sift_analyzer.profiles import load_profiles
+from sift_analyzer.settings import BUNDLED_PROFILES
+from sift_common.contracts import Document, DocumentCollected
+from sift_common.messaging.topology import ARCHIVER_DOCUMENTS, DEAD_LETTER_REASON_HEADER
+from sift_common.skip import AnalysisStateRepository
+from sift_common.store import migrate
+from sift_common.store.engine import create_engine, session_factory
+from tests.support.analyzer import analyzed, analyzer_settings, gateway_on_port, running_analyzer
+from tests.support.fake_upstream import Behaviour, FakeUpstream
+from tests.support.gateway import StartFake, chat_profile, eventually, free_port, running_gateway
+from tests.support.rabbit import delete_topology, drain, ready_count
+from tests.support.vllm import VllmServers
+
+pytestmark = pytest.mark.integration
+
+REAL_TIMEOUTS = {"connect_s": 2, "ttft_s": 120, "stall_s": 60, "total_s": 300}
+NEWS = load_profiles(BUNDLED_PROFILES).for_kind("news")
+VALID_NEWS = json.dumps(
+    {
+        "sentiment": "positive",
+        "impact": 70,
+        "summary": "Acme beat estimates.",
+        "entities": [{"name": "Acme Corp", "type": "company", "ticker": "ACME", "impact": 70}],
+    }
+)
+
+
+def news(title: str) -> DocumentCollected:
+    document = Document.create(
+        source="test",
+        title=title,
+        body=f"{title}. Acme Corp shares rose 5% after strong results.",
+        kind="news",
+        language="en",
+        url=f"https://news.example/{title.replace(' ', '-')}",
+    )
+    return DocumentCollected(correlation_id=document.id, document=document)
+
+
+@pytest.fixture
+async def migrated(fresh_database: str) -> str:
+    await migrate.upgrade(fresh_database)
+    return fresh_database
+
+
+def sample(analyzer: Analyzer, name: str, **labels: str) -> float:
+    return analyzer.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.mark.vllm
+async def test_gateway_down_for_a_minute_nothing_dead_lettered_all_analysed_after(
+    rabbit_url: str,
+    redis_url: str,
+    namespace: str,
+    migrated: str,
+    vllm_servers: VllmServers,
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    profiles = {
+        "local-chat": chat_profile(
+            vllm_servers.chat_url, served_model=vllm_servers.chat_model, timeouts=REAL_TIMEOUTS
+        )
+    }
+    settings = analyzer_settings(
+        rabbit_url=rabbit_url,
+        redis_url=redis_url,
+        database_url=migrated,
+        gateway_url=f"http://127.0.0.1:{port}",
+        namespace=namespace,
+        analyzer_retry_delays_ms="2000,5000,10000",
+        analyzer_max_retries=15,  # 2 + 5 + 13 x 10 s: well over the minute of outage
+    )
+    events = [news("Acme beats estimates"), news("Acme opens a plant")]
+    async with running_analyzer(settings) as analyzer:
+        docs_spec = analyzer.topology.consumer_queues[0]
+        for event in events:  # the gateway is not listening yet
+            await analyzer.publish(event)
+        await eventually(
+            lambda: sample(analyzer, "sift_analyzer_retries_total", queue=docs_spec.name) >= 2,
+            timeout=30,
+        )
+        await asyncio.sleep(60)  # a minute of outage
+        assert await ready_count(rabbit_url, analyzer.topology.dead_letter_queue(docs_spec)) == 0
+        assert await ready_count(rabbit_url, analyzer.topology.work_queue(ARCHIVER_DOCUMENTS)) == 0
+        retried = sample(analyzer, "sift_analyzer_retries_total", queue=docs_spec.name)
+        assert retried >= 2 * len(events)
+
+        async with gateway_on_port(tmp_path, profiles, {"chat": "local-chat"}, port):
+
+            async def all_arrived() -> bool:
+                queue = analyzer.topology.work_queue(ARCHIVER_DOCUMENTS)
+                return await ready_count(rabbit_url, queue) >= len(events)
+
+            await eventually(all_arrived, timeout=240, every=0.5)
+        results = await analyzed(rabbit_url, analyzer.topology)
+        assert sorted(r.document.id for r in results) == sorted(e.document.id for e in events)
+        for result in results:
+            NEWS.output_model.model_validate(result.analysis.result)
+        assert await ready_count(rabbit_url, analyzer.topology.dead_letter_queue(docs_spec)) == 0
+    await delete_topology(rabbit_url, analyzer.topology)
+
+
+@pytest.fixture
+async def fake_analyzer(
+    rabbit_url: str, redis_url: str, namespace: str, migrated: str, fakes: StartFake, tmp_path: Path
+) -> AsyncIterator[tuple[Analyzer, FakeUpstream]]:
+    fake = await fakes(model="fake-chat")
+    async with running_gateway(tmp_path, {"fake": chat_profile(fake.url)}, {"chat": "fake"}) as gw:
+        settings = analyzer_settings(
+            rabbit_url=rabbit_url,
+            redis_url=redis_url,
+            database_url=migrated,
+            gateway_url=gw.url,
+            namespace=namespace,
+        )
+        async with running_analyzer(settings) as analyzer:
+            yield analyzer, fake
+        await delete_topology(rabbit_url, analyzer.topology)
+
+
+async def test_invalid_json_is_repaired_once(
+    rabbit_url: str, fake_analyzer: tuple[Analyzer, FakeUpstream]
+) -> None:
+    analyzer, fake = fake_analyzer
+    fake.script = [Behaviour(not_json=True), Behaviour(content=VALID_NEWS)]
+    event = news("Acme beats estimates")
+    await analyzer.publish(event)
+    queue = analyzer.topology.work_queue(ARCHIVER_DOCUMENTS)
+
+    async def arrived() -> bool:
+        return await ready_count(rabbit_url, queue) >= 1
+
+    await eventually(arrived, timeout=30)
+    [result] = await analyzed(rabbit_url, analyzer.topology)
+    assert result.analysis.result == json.loads(VALID_NEWS)
+    assert result.analysis.score == 70
+    chats = fake.chat_requests()
+    assert len(chats) == 2
+    repair = chats[1]["body"]["messages"]
+    assert repair[-2] == {"role": "assistant", "content": "{not json at all"}
+    assert "not valid JSON" in repair[-1]["content"]
+    assert sample(analyzer, "sift_analyzer_analyses_total", profile="news", outcome="repaired")
+
+
+async def test_output_still_invalid_after_repair_fails_with_a_reason_and_no_score(
+    rabbit_url: str, namespace: str, migrated: str, fake_analyzer: tuple[Analyzer, FakeUpstream]
+) -> None:
+    analyzer, fake = fake_analyzer
+    fake.default = Behaviour(not_json=True)
+    event = news("Acme faces a probe")
+    await analyzer.publish(event)
+    docs_spec = analyzer.topology.consumer_queues[0]
+    dlq = analyzer.topology.dead_letter_queue(docs_spec)
+
+    async def dead_lettered() -> bool:
+        return await ready_count(rabbit_url, dlq) >= 1
+
+    await eventually(dead_lettered, timeout=30)
+    [message] = await drain(rabbit_url, dlq)
+    reason = str(message.headers[DEAD_LETTER_REASON_HEADER])
+    assert "invalid after one repair" in reason
+    assert "not valid JSON" in reason
+    assert len(fake.chat_requests()) == 2  # the first answer and one repair, no more
+    assert await ready_count(rabbit_url, analyzer.topology.work_queue(ARCHIVER_DOCUMENTS)) == 0
+    engine = create_engine(migrated)
+    try:
+        key = core.work_key(event.document.id, "news", NEWS.prompt_version)
+        state = await AnalysisStateRepository(session_factory(engine)).get(key)
+    finally:
+        await engine.dispose()
+    assert state is not None
+    assert state.last_success_at is None
+    assert state.result_ref is None
+    assert state.last_error is not None
+    assert "invalid after one repair" in state.last_error
+    assert not await analyzer.redis.exists(f"{namespace}sift:result:{key}")  # nothing cached
