@@ -129,12 +129,12 @@ async def test_each_document_kind_is_analysed_into_a_schema_valid_result(
     await eventually(all_arrived, timeout=300, every=0.5)
     results = {a.document.kind: a for a in await analyzed(rabbit_url, analyzer.topology)}
     assert set(results) == {"news", "review", "generic"}
-    for kind, event in results.items():
+    for kind, result in results.items():
         profile = PROFILES.for_kind(kind)
-        assert event.analysis.analysis_type == kind
-        assert event.analysis.prompt_version == profile.prompt_version
-        profile.output_model.model_validate(event.analysis.result)  # schema-valid
-        assert event.correlation_id == event.document.id
+        assert result.analysis.analysis_type == kind
+        assert result.analysis.prompt_version == profile.prompt_version
+        profile.output_model.model_validate(result.analysis.result)  # schema-valid
+        assert result.correlation_id == result.document.id
     news, review = results["news"].analysis, results["review"].analysis
     assert news.score == news.result["impact"]
     assert review.score == review.result["overall_score"]

@@ -3,6 +3,7 @@
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ NEWS = PROFILES.for_kind("news")
 REVIEW = PROFILES.for_kind("review")
 NOW = datetime(2026, 1, 10, tzinfo=UTC)
 
-GOOD_NEWS = {
+GOOD_NEWS: dict[str, Any] = {
     "sentiment": "positive",
     "impact": 70,
     "summary": "Acme beat estimates.",
