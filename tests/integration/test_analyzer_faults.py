@@ -11,9 +11,10 @@ import pytest
 
 from sift_analyzer import core
 from sift_analyzer.app import Analyzer
+from sift_analyzer.cache import ResultCache
 from sift_analyzer.profiles import load_profiles
 from sift_analyzer.settings import BUNDLED_PROFILES
-from sift_common.contracts import Document, DocumentCollected
+from sift_common.contracts import Analysis, Document, DocumentCollected
 from sift_common.messaging.topology import ARCHIVER_DOCUMENTS, DEAD_LETTER_REASON_HEADER
 from sift_common.skip import AnalysisStateRepository
 from sift_common.store import migrate
@@ -188,3 +189,34 @@ async def test_output_still_invalid_after_repair_fails_with_a_reason_and_no_scor
     assert state.last_error is not None
     assert "invalid after one repair" in state.last_error
     assert not await analyzer.redis.exists(f"{namespace}sift:result:{key}")  # nothing cached
+
+
+async def test_a_cached_result_not_yet_recorded_is_republished_without_an_llm_call(
+    rabbit_url: str, fake_analyzer: tuple[Analyzer, FakeUpstream]
+) -> None:
+    """The crash window between caching a result and recording its publish: a redelivery
+    re-publishes the cached analysis; the FAKE upstream shows no LLM call was made."""
+    analyzer, fake = fake_analyzer
+    event = news("Acme raises its dividend")
+    key = core.work_key(event.document.id, "news", NEWS.prompt_version)
+    cached = Analysis(
+        analysis_type="news",
+        prompt_version=NEWS.prompt_version,
+        model="fake-chat",
+        score=70,
+        result=json.loads(VALID_NEWS),
+    )
+    await ResultCache(analyzer.redis, Analysis, prefix=analyzer.settings.namespace, ttl_s=60).put(
+        key, cached
+    )
+    await analyzer.publish(event)
+    queue = analyzer.topology.work_queue(ARCHIVER_DOCUMENTS)
+
+    async def arrived() -> bool:
+        return await ready_count(rabbit_url, queue) >= 1
+
+    await eventually(arrived, timeout=30)
+    [result] = await analyzed(rabbit_url, analyzer.topology)
+    assert result.analysis == cached
+    assert fake.chat_requests() == []
+    assert sample(analyzer, "sift_analyzer_analyses_total", profile="news", outcome="republished")
