@@ -1,0 +1,124 @@
+"""Process supervision for the demo and the e2e tests: start the services the way `make demo`
+does, wait for readiness, and stop, SIGTERM, kill -9 or restart them."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+SERVICES = ("gateway", "collector", "analyzer", "archiver")
+PORT_VARIABLE = {name: f"SIFT_{name.upper()}_PORT" for name in SERVICES}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def reachable(host: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Pipeline:
+    """The four services as child processes sharing one environment (namespace, URLs)."""
+
+    base_env: dict[str, str]
+    log_dir: Path
+    services: dict[str, Service] = field(default_factory=dict)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    def add(self, name: str, extra: dict[str, str] | None = None) -> Service:
+        port = free_port()
+        env = {**os.environ, **self.base_env, PORT_VARIABLE[name]: str(port), **(extra or {})}
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        service = Service(name, port, env, self.log_dir / f"{name}.log")
+        self.services[name] = service
+        return service
+
+    def start(self, name: str) -> Service:
+        service = self.services[name]
+        log = service.log.open("ab")
+        self._logs.append(log)
+        command = [f"sift-{name}"]  # the workspace venv's entry point
+        service.process = subprocess.Popen(  # noqa: S603
+            command, env=service.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        service.starts += 1
+        return service
+
+    def wait_ready(self, name: str, timeout_s: float = 180.0) -> None:
+        service = self.services[name]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if service.process is not None and service.process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {service.process.returncode}; see {service.log}"
+                )
+            try:
+                if httpx.get(f"{service.url}/health/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"{name} not ready within {timeout_s:.0f}s; see {service.log}")
+
+    def signal(self, name: str, sig: signal.Signals) -> None:
+        process = self.services[name].process
+        if process is not None and process.poll() is None:
+            process.send_signal(sig)
+
+    def stop(self, name: str, timeout_s: float = 60.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout_s`; the exit status (None if never started)."""
+        process = self.services[name].process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def kill9(self, name: str) -> None:
+        process = self.services[name].process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+    def restart(self, name: str) -> None:
+        self.start(name)
+        self.wait_ready(name)
+
+    def stop_all(self) -> dict[str, int | None]:
+        codes = {name: self.stop(name) for name in reversed(list(self.services))}
+        for log in self._logs:
+            log.close()
+        return codes

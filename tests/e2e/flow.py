@@ -1,0 +1,73 @@
+"""Feeding a subset and waiting on the store, shared by the chaos and SIGTERM tests."""
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from scripts.demo import feeding, report
+from scripts.demo.pipeline import Pipeline
+from sift_common.messaging.topology import COLLECTOR_INTAKE, Topology
+from tests.e2e.conftest import store_counts
+
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+WAIT_S = 600.0
+
+
+async def feed(stack: Pipeline, namespace: str, api: dict[str, Any], amqp: dict[str, Any]) -> None:
+    fed = feeding.Fed()
+    collector = stack.services["collector"].url
+    await asyncio.to_thread(feeding.submit_api, collector, api, fed)
+    await feeding.publish_amqp(RABBIT_URL, Topology(namespace).exchange, amqp, fed)
+    assert len(fed.refused) == len(api["malformed"])
+
+
+async def wait_for(
+    database_url: str, done: Callable[[dict[str, int]], bool], wait_s: float = WAIT_S
+) -> dict[str, int]:
+    """Poll the store until `done(counts)`; the last counts either way (the caller asserts)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        counts = await store_counts(database_url)
+        if done(counts) or time.monotonic() > deadline:
+            return counts
+        await asyncio.sleep(1)
+
+
+async def queues(stack: Pipeline) -> dict[str, Any]:
+    answer = await asyncio.to_thread(
+        httpx.get,
+        f"{stack.services['archiver'].url}/v1/status",
+        headers={"X-API-Key": "dev-key"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    result: dict[str, Any] = answer.json()["queues"]
+    return result
+
+
+async def assert_exactly_once(
+    stack: Pipeline, database_url: str, namespace: str, expected: int
+) -> None:
+    counts = await wait_for(database_url, lambda c: c["embedded_documents"] >= expected)
+    await asyncio.sleep(5)  # a doubled effect arriving late would show in the recount
+    counts = await store_counts(database_url)
+    assert counts == {
+        "documents": expected,
+        "distinct_content": expected,
+        "analyses": expected,
+        "analysed_documents": expected,
+        "embedded_documents": expected,
+    }
+    depths = await queues(stack)
+    work = {name: q["messages"] for name, q in depths.items() if name != "analyzer.entity-refresh"}
+    assert set(work.values()) <= {0, None}, depths
+    dlq = await report.dead_letters(
+        RABBIT_URL, Topology(namespace).dead_letter_queue(COLLECTOR_INTAKE)
+    )
+    assert len(dlq) == 4  # the two malformed documents and the two malformed raw messages
+    assert all(item["reason"] != "(no reason header)" for item in dlq)
+    for name in ("analyzer.documents", "archiver.documents"):
+        assert depths[name]["dlq"] == 0, depths
