@@ -27,7 +27,7 @@ from sift_analyzer.digest import EntityDigester
 from sift_analyzer.digest_store import DigestStore
 from sift_analyzer.llm import StructuredLlm
 from sift_analyzer.metrics import AnalyzerMetrics
-from sift_analyzer.profiles import load_profiles
+from sift_analyzer.profiles import Profiles, load_profiles
 from sift_analyzer.settings import AnalyzerSettings
 from sift_analyzer.topology import analyzer_topology, observed
 from sift_common.contracts import Analysis, DocumentCollected, EntityDigested, EntityRefresh, Event
@@ -48,7 +48,6 @@ DRAIN_GRACE_S = 2.0  # readiness 503 this long before consuming stops
 class Analyzer:
     def __init__(self, settings: AnalyzerSettings) -> None:
         self.settings = s = settings
-        profiles = load_profiles(s.analyzer_profiles)
         self.metrics = AnalyzerMetrics()
         self.topology, docs_spec, refresh_spec = analyzer_topology(s)
         self.broker = make_broker(str(s.rabbit_url))
@@ -59,49 +58,24 @@ class Analyzer:
         )
         self.engine = create_engine(resolve_database_url(s), pool_size=10)
         self.gateway = GatewayClient(str(s.gateway_url), timeout_s=s.analyzer_gateway_timeout_s)
-        state = AnalysisStateRepository(session_factory(self.engine))
-        llm = StructuredLlm(self.gateway, self.metrics)
-        locks = LockOptions(s.namespace, s.analyzer_lock_lease_ms, s.analyzer_lock_wait_s)
         self.store = DigestStore(self.engine)
-        ttl = s.analyzer_result_ttl_s
-        self.documents = DocumentAnalyzer(
-            profiles=profiles,
-            llm=llm,
-            redis=self.redis,
-            state=state,
-            cache=ResultCache(self.redis, Analysis, prefix=s.namespace, ttl_s=ttl),
-            publish=self.publish,
-            metrics=self.metrics,
-            locks=locks,
-            stale_after=timedelta(seconds=s.analyzer_stale_after_s),
-        )
-        self.digests = EntityDigester(
-            profile=profiles.digest,
-            llm=llm,
-            redis=self.redis,
-            state=state,
-            cache=ResultCache(self.redis, EntityDigested, prefix=s.namespace, ttl_s=ttl),
-            store=self.store,
-            publish=self.publish,
-            metrics=self.metrics,
-            locks=locks,
-            interval=timedelta(seconds=s.analyzer_digest_interval_s),
-            top_k=s.analyzer_digest_top_k,
-        )
+        self.documents, self.digests = self._workers(load_profiles(s.analyzer_profiles))
+        documents = observed(self.documents.handle, docs_spec, self.metrics)
         subscribe(
             self.broker,
             self.topology,
             docs_spec,
             DocumentCollected,
-            observed(self.documents.handle, docs_spec, self.metrics),
+            documents,
             prefetch=s.analyzer_prefetch,
         )
+        digests = observed(self.digests.handle, refresh_spec, self.metrics)
         subscribe(
             self.broker,
             self.topology,
             refresh_spec,
             EntityRefresh,
-            observed(self.digests.handle, refresh_spec, self.metrics),
+            digests,
             prefetch=s.analyzer_digest_prefetch,
         )
         self.readiness = Readiness(
@@ -113,6 +87,36 @@ class Analyzer:
             }
         )
         self.api: FastAPI = create_api(self.readiness, self.metrics.registry, self.lifespan)
+
+    def _workers(self, profiles: Profiles) -> tuple[DocumentAnalyzer, EntityDigester]:
+        s = self.settings
+        state = AnalysisStateRepository(session_factory(self.engine))
+        llm = StructuredLlm(self.gateway, self.metrics)
+        locks = LockOptions(s.namespace, s.analyzer_lock_lease_ms, s.analyzer_lock_wait_s)
+        shared: dict[str, Any] = {
+            "llm": llm,
+            "redis": self.redis,
+            "state": state,
+            "publish": self.publish,
+            "metrics": self.metrics,
+            "locks": locks,
+        }
+        ttl = s.analyzer_result_ttl_s
+        documents = DocumentAnalyzer(
+            profiles=profiles,
+            cache=ResultCache(self.redis, Analysis, prefix=s.namespace, ttl_s=ttl),
+            stale_after=timedelta(seconds=s.analyzer_stale_after_s),
+            **shared,
+        )
+        digests = EntityDigester(
+            profile=profiles.digest,
+            cache=ResultCache(self.redis, EntityDigested, prefix=s.namespace, ttl_s=ttl),
+            store=self.store,
+            interval=timedelta(seconds=s.analyzer_digest_interval_s),
+            top_k=s.analyzer_digest_top_k,
+            **shared,
+        )
+        return documents, digests
 
     async def publish(self, event: Event) -> None:
         await publish_event(self.broker, self.topology, event)

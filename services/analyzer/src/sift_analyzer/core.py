@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from sift_analyzer.profiles import DocumentProfile, EntitySpec, _Prompted
+from sift_analyzer.profiles import DocumentProfile, EntitySpec, PromptProfile
 from sift_common.contracts import Document, EntityMention, Priority
 from sift_common.gateway_client import Priority as GatewayPriority
 
@@ -75,7 +75,7 @@ class InvalidOutputError(ValueError):
     """The model's answer is not JSON, or not valid under the profile's schema."""
 
 
-def validate_output(profile: _Prompted, content: str, finish_reason: str | None) -> dict[str, Any]:
+def validate_output(profile: PromptProfile, content: str, finish_reason: str | None) -> dict[str, Any]:
     """The answer as a schema-valid dict, or InvalidOutputError saying what is wrong."""
     try:
         raw = json.loads(content)
@@ -94,7 +94,7 @@ def validate_output(profile: _Prompted, content: str, finish_reason: str | None)
     return result
 
 
-def overall_score(profile: _Prompted, result: dict[str, Any]) -> float | None:
+def overall_score(profile: PromptProfile, result: dict[str, Any]) -> float | None:
     if profile.score_field is None:
         return None
     value = result.get(profile.score_field)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sift_analyzer.core import InvalidOutputError, Messages, repair_messages, validate_output
 from sift_analyzer.metrics import AnalyzerMetrics
-from sift_analyzer.profiles import _Prompted
+from sift_analyzer.profiles import PromptProfile
 from sift_common.errors import InvalidMessageError, SiftError
 from sift_common.gateway_client import GatewayClient, GatewayRequestError, Priority
 
@@ -36,7 +36,7 @@ class StructuredLlm:
 
     async def ask(
         self,
-        profile: _Prompted,
+        profile: PromptProfile,
         label: str,
         messages: Messages,
         *,
@@ -61,7 +61,7 @@ class StructuredLlm:
 
     async def _call(
         self,
-        profile: _Prompted,
+        profile: PromptProfile,
         label: str,
         messages: Messages,
         priority: Priority,

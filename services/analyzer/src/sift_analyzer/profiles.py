@@ -40,7 +40,7 @@ class EntitySpec(BaseModel):
         return self
 
 
-class _Prompted(BaseModel):
+class PromptProfile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     prompt_version: str = Field(min_length=1)
@@ -64,7 +64,7 @@ class _Prompted(BaseModel):
         self._output = model_from_schema(self.json_schema, name)
 
 
-class DocumentProfile(_Prompted):
+class DocumentProfile(PromptProfile):
     analysis_type: str = Field(min_length=1)
     max_body_chars: int = Field(default=3000, gt=0)
     entities: EntitySpec | None = None
@@ -75,7 +75,7 @@ class DocumentProfile(_Prompted):
         return self
 
 
-class DigestProfile(_Prompted):
+class DigestProfile(PromptProfile):
     digest_type: str = Field(min_length=1)
     summary_field: str = "summary"
     max_document_chars: int = Field(default=400, gt=0)
