@@ -184,6 +184,7 @@ class DrainingServer(uvicorn.Server):
 
 def main() -> None:
     configure_logging("analyzer")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per LLM call is noise
     try:
         settings = load_settings(AnalyzerSettings)
         analyzer = Analyzer(settings)

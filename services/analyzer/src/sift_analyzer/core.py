@@ -75,7 +75,9 @@ class InvalidOutputError(ValueError):
     """The model's answer is not JSON, or not valid under the profile's schema."""
 
 
-def validate_output(profile: PromptProfile, content: str, finish_reason: str | None) -> dict[str, Any]:
+def validate_output(
+    profile: PromptProfile, content: str, finish_reason: str | None
+) -> dict[str, Any]:
     """The answer as a schema-valid dict, or InvalidOutputError saying what is wrong."""
     try:
         raw = json.loads(content)
