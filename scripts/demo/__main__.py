@@ -15,7 +15,12 @@ from rich.console import Console
 
 from scripts.demo import feeding, report, run
 from scripts.demo.pipeline import Pipeline, free_port
-from sift_common.messaging.topology import COLLECTOR_INTAKE, Topology
+from sift_common.messaging.topology import (
+    ANALYZER_DOCUMENTS,
+    ARCHIVER_DOCUMENTS,
+    COLLECTOR_INTAKE,
+    Topology,
+)
 
 DATA = run.ROOT / "data"
 WORK = run.ROOT / ".sift" / "demo"
@@ -79,6 +84,7 @@ def feed_and_report(
     amqp = json.loads((DATA / "amqp.json").read_text())
     asyncio.run(feeding.publish_amqp(run.RABBIT_URL, topology.exchange, amqp, fed))
     expected = manifest["total_valid_unique"]
+    intake = topology.dead_letter_queue(COLLECTOR_INTAKE)
 
     def published() -> int:
         return report.collector_counts(services["collector"].url).get("published", 0)
@@ -87,9 +93,7 @@ def feed_and_report(
     time.sleep(3)  # let any straggler (a duplicate effect would show here) land before counting
     store = run.status(services["archiver"].url)["store"]
     counts = report.collector_counts(services["collector"].url)
-    dlq = asyncio.run(
-        report.dead_letters(run.RABBIT_URL, topology.dead_letter_queue(COLLECTOR_INTAKE))
-    )
+    dlq = asyncio.run(dead_lettered(topology))
     queues = run.status(services["archiver"].url)["queues"]
     return {
         "expected": {k: manifest[k] for k in manifest if k.startswith("total_")},
@@ -101,11 +105,21 @@ def feed_and_report(
         "dead_lettered": dlq,
         "refused": [vars(r) for r in fed.refused],
         "failed_files": report.failed_files(drop),
-        "complete": store["documents"] == expected and store["analyses"] == expected,
+        "analysis_dead_lettered": sum(item["queue"] != intake for item in dlq),
+        "complete": run.settled(queues, store, expected),
         "queries": report.queries(services["archiver"].url),
         "database_url": stack.database_url,
         "namespace": stack.namespace,
     }
+
+
+async def dead_lettered(topology: Topology) -> list[dict[str, str]]:
+    """Every dead-lettered message with its reason: intake (malformed) and analysis/archiving."""
+    queues = [COLLECTOR_INTAKE, ANALYZER_DOCUMENTS, ARCHIVER_DOCUMENTS]
+    found: list[dict[str, str]] = []
+    for spec in queues:
+        found += await report.dead_letters(run.RABBIT_URL, topology.dead_letter_queue(spec))
+    return found
 
 
 def print_report(result: dict[str, Any], stack: run.Stack, path: Path) -> None:
@@ -118,7 +132,7 @@ def print_report(result: dict[str, Any], stack: run.Stack, path: Path) -> None:
     console.print(f"embeddings             {store['embeddings']}")
     console.print(f"dead-lettered          {len(result['dead_lettered'])}")
     for item in result["dead_lettered"]:
-        console.print(f"    intake DLQ: {item['reason'][:150]}")
+        console.print(f"    {item['queue']}: {item['reason'][:150]}")
     for item in result["refused"]:
         console.print(f"    API 422 {item['what']}: {item['reason'][:120]}")
     for item in result["failed_files"]:
