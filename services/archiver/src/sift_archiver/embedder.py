@@ -4,9 +4,6 @@ The gateway's alias (`embed`) may be switched to another model at runtime; the n
 carries is what each row stores, so vectors of two models never share a search space.
 """
 
-import numpy as np
-from numpy.typing import NDArray
-
 from sift_common.gateway_client import GatewayClient, GatewayUnavailableError, Priority
 
 MAX_INPUT_TOKENS = 256  # MiniLM's context; a guard behind the chunking, never the plan
@@ -19,8 +16,8 @@ class Embedder:
 
     async def embed(
         self, texts: list[str], *, priority: Priority = "normal"
-    ) -> tuple[str, list[NDArray[np.float32]]]:
-        """(model name to record, one float32 vector per text), in one gateway request."""
+    ) -> tuple[str, list[list[float]]]:
+        """(model name to record, one vector per text), in one gateway request."""
         body = {
             "model": self._model,
             "input": texts,
@@ -29,7 +26,7 @@ class Embedder:
         answer = await self._client._post("/v1/embeddings", body, priority, None)
         try:
             ordered = sorted(answer["data"], key=lambda item: item["index"])
-            vectors = [np.asarray(item["embedding"], dtype=np.float32) for item in ordered]
+            vectors = [[float(x) for x in item["embedding"]] for item in ordered]
             served = str(answer["model"])
         except (KeyError, TypeError, ValueError) as exc:
             raise GatewayUnavailableError(f"malformed embeddings from the gateway: {exc}") from exc

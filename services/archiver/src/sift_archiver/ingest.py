@@ -12,9 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
-import numpy as np
 from faststream.rabbit import RabbitBroker
-from numpy.typing import NDArray
 
 from sift_archiver.batching import Batcher
 from sift_archiver.embedder import Embedder
@@ -119,7 +117,7 @@ class DocumentArchive:
         embedded = {row["document_id"] for row in done}
         rows.chunks = [chunk for chunk in rows.chunks if chunk.document_id not in embedded]
 
-    async def _embed(self, rows: BatchRows) -> tuple[str, list[NDArray[np.float32]]]:
+    async def _embed(self, rows: BatchRows) -> tuple[str, list[list[float]]]:
         if not rows.chunks:  # everything was embedded before: nothing to ask the gateway
             return self._embedder.last_model or "", []
         with self._metrics.embed_seconds.time():

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import numpy as np
-from numpy.typing import NDArray
 
 from sift_archiver.queries import DocFilters, _where
 
@@ -52,7 +50,7 @@ async def configure(conn: asyncpg.Connection, settings: SearchSettings) -> None:
 
 async def nearest_documents(
     conn: asyncpg.Connection,
-    vector: NDArray[np.float32],
+    vector: list[float],
     model: str,
     filters: DocFilters,
     wanted: int,

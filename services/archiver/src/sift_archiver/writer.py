@@ -10,8 +10,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import asyncpg
-import numpy as np
-from numpy.typing import NDArray
 
 from sift_archiver.rows import BatchRows, keep_documents
 from sift_common.contracts import EntityRef
@@ -58,7 +56,7 @@ async def write_batch(
     conn: asyncpg.Connection,
     rows: BatchRows,
     model: str,
-    vectors: list[NDArray[np.float32]],
+    vectors: list[list[float]],
 ) -> WriteResult:
     """Store `rows` with `vectors` (one per chunk, in order) in one transaction."""
     async with conn.transaction():
