@@ -44,6 +44,13 @@ class ChatResult(BaseModel):
     completion_tokens: int | None = None
 
 
+class EmbeddingsResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    vectors: list[list[float]]
+
+
 class GatewayClient:
     def __init__(
         self,
@@ -123,8 +130,27 @@ class GatewayClient:
         truncate_prompt_tokens: int | None = None,
     ) -> list[list[float]]:
         """Embeddings of `texts`, in order, in one request."""
+        answer = await self.embeddings(
+            texts,
+            model=model,
+            priority=priority,
+            request_id=request_id,
+            truncate_prompt_tokens=truncate_prompt_tokens,
+        )
+        return answer.vectors
+
+    async def embeddings(
+        self,
+        texts: list[str],
+        *,
+        model: str = "embed",
+        priority: Priority = "normal",
+        request_id: str | None = None,
+        truncate_prompt_tokens: int | None = None,
+    ) -> EmbeddingsResult:
+        """Like `embed`, plus the name of the model that served them (an alias resolves to it)."""
         if not texts:
-            return []
+            return EmbeddingsResult(model=model, vectors=[])
         body: dict[str, Any] = {"model": model, "input": texts}
         if truncate_prompt_tokens is not None:
             body["truncate_prompt_tokens"] = truncate_prompt_tokens
@@ -132,11 +158,12 @@ class GatewayClient:
         try:
             ordered = sorted(answer["data"], key=lambda item: item["index"])
             vectors = [list(map(float, item["embedding"])) for item in ordered]
+            served = str(answer["model"])
         except (KeyError, TypeError, ValueError) as exc:
             raise GatewayUnavailableError(f"malformed embeddings from the gateway: {exc}") from exc
         if len(vectors) != len(texts):
             raise GatewayUnavailableError(f"asked for {len(texts)} embeddings, got {len(vectors)}")
-        return vectors
+        return EmbeddingsResult(model=served, vectors=vectors)
 
     async def models(self) -> list[str]:
         response = await self._send(self._http.build_request("GET", "/v1/models"))

@@ -4,7 +4,7 @@ The gateway's alias (`embed`) may be switched to another model at runtime; the n
 carries is what each row stores, so vectors of two models never share a search space.
 """
 
-from sift_common.gateway_client import GatewayClient, GatewayUnavailableError, Priority
+from sift_common.gateway_client import GatewayClient, Priority
 
 MAX_INPUT_TOKENS = 256  # MiniLM's context; a guard behind the chunking, never the plan
 
@@ -18,19 +18,8 @@ class Embedder:
         self, texts: list[str], *, priority: Priority = "normal"
     ) -> tuple[str, list[list[float]]]:
         """(model name to record, one vector per text), in one gateway request."""
-        body = {
-            "model": self._model,
-            "input": texts,
-            "truncate_prompt_tokens": MAX_INPUT_TOKENS,
-        }
-        answer = await self._client._post("/v1/embeddings", body, priority, None)
-        try:
-            ordered = sorted(answer["data"], key=lambda item: item["index"])
-            vectors = [[float(x) for x in item["embedding"]] for item in ordered]
-            served = str(answer["model"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise GatewayUnavailableError(f"malformed embeddings from the gateway: {exc}") from exc
-        if len(vectors) != len(texts):
-            raise GatewayUnavailableError(f"asked for {len(texts)} embeddings, got {len(vectors)}")
-        self.last_model = self._recorded or served
-        return self.last_model, vectors
+        answer = await self._client.embeddings(
+            texts, model=self._model, priority=priority, truncate_prompt_tokens=MAX_INPUT_TOKENS
+        )
+        self.last_model = self._recorded or answer.model
+        return self.last_model, answer.vectors
