@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from types import FrameType
 from typing import Any
 
@@ -28,6 +29,7 @@ from sift_archiver.api_support import Readiness
 from sift_archiver.embedder import Embedder
 from sift_archiver.ingest import DigestArchive, DocumentArchive, refresh_publisher
 from sift_archiver.metrics import ArchiverMetrics
+from sift_archiver.refresh_schedule import run_refresh_schedule
 from sift_archiver.search import SearchSettings
 from sift_archiver.settings import ArchiverSettings
 from sift_archiver.status import queue_depths
@@ -138,12 +140,28 @@ class Archiver:
         await self.broker.connect()
         await declare_topology(self.broker, self.topology)
         await self.broker.start()
+        stop = asyncio.Event()
+        schedule = self._start_refresh_schedule(stop)
         logger.info("archiver started", extra={"namespace": self.settings.namespace})
         try:
             yield
         finally:
             self.readiness.draining = True
+            stop.set()
+            if schedule is not None:
+                await schedule
             await self._stop()
+
+    def _start_refresh_schedule(self, stop: asyncio.Event) -> "asyncio.Task[None] | None":
+        every_s = self.settings.archiver_refresh_every_s
+        if every_s <= 0:
+            return None
+        window = timedelta(days=self.settings.archiver_refresh_window_days)
+        publish = refresh_publisher(self.broker, self.topology)
+        return asyncio.create_task(
+            run_refresh_schedule(self.pool, publish, every_s=every_s, window=window, stop=stop),
+            name="entity-refresh-schedule",
+        )
 
     async def _stop(self) -> None:
         """Write the open batch now, stop consuming, close; each step even if one fails."""

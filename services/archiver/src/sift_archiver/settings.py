@@ -28,6 +28,14 @@ class ArchiverSettings(RabbitSettings, DatabaseSettings, GatewaySettings):
     archiver_max_scan_tuples: int = Field(
         default=20_000, ge=100, description="hnsw.max_scan_tuples for iterative scans"
     )
+    archiver_refresh_every_s: float = Field(
+        default=3600.0, ge=0, description="scheduled entity.refresh rounds; 0 turns them off"
+    )
+    archiver_refresh_window_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="entities with documents this recent get scheduled refreshes",
+    )
     archiver_migrate: bool = Field(default=True, description="run migrations at start-up")
     archiver_drain_grace_s: float = Field(default=3.0, ge=0, description="readiness 503 first")
 
