@@ -232,7 +232,7 @@ def main() -> None:
         "malformed_raw": ["{not json", '{"document": {"title": "no body"}}'],
     }
     (DATA / "amqp.json").write_text(json.dumps(amqp, ensure_ascii=False, indent=1) + "\n")
-    manifest = {
+    manifest: dict[str, Any] = {
         "valid_unique": {"directory": 110, "feed": 50, "api": 80, "amqp": 60},
         "duplicates": {
             "directory": len(drop_dups),

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic_settings import BaseSettings
 
 from sift_analyzer.settings import AnalyzerSettings
 from sift_archiver.settings import ArchiverSettings
@@ -20,7 +21,7 @@ from sift_gateway.settings import GatewayServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-SETTINGS = {
+SETTINGS: dict[str, type[BaseSettings]] = {
     "gateway": GatewayServiceSettings,
     "collector": CollectorSettings,
     "analyzer": AnalyzerSettings,
