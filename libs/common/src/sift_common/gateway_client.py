@@ -8,6 +8,7 @@ request cannot help).
 
 from types import TracebackType
 from typing import Any, Literal, Self
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -174,7 +175,8 @@ class GatewayClient:
     ) -> dict[str, Any]:
         headers: dict[str, str] = {PRIORITY_HEADER: priority}
         if request_id is not None:
-            headers["x-request-id"] = request_id
+            # HTTP headers are ASCII: entity keys (Korean names, say) are percent-encoded.
+            headers["x-request-id"] = quote(request_id, safe=":/-_.")
         request = self._http.build_request("POST", path, json=body, headers=headers)
         answer: dict[str, Any] = (await self._send(request)).json()
         return answer

@@ -1,13 +1,16 @@
 """Entity digests: one LLM digest per (entity, digest type) however many refreshes arrive.
 
     last success younger than the interval, nothing new  → skip: the stored digest stands
-    lock (entity, digest type) held                       → transient, back via the ladder
+    lock (entity, digest type) held                       → leave a "pending" mark, ack
     otherwise → TOP-K documents nearest the entity's mean vector → LLM → publish → record
 
-A burst of refreshes bounces off the lock into the retry ladder while one worker digests;
-when they come back the fresh success makes them skips. "Nothing new" means every document
-the refresh names is in the last digest or was stored before it (for a scheduled refresh
-without ids: no document linked to the entity was stored since).
+A burst of refreshes coalesces on the lock: while one worker digests, the others mark the
+work pending and ack; the holder, once it released the lock, takes the mark and checks again
+(another digest only if documents were linked since its own). So N refreshes give one digest,
+and a refresh arriving mid-digest is never lost into the retry ladder's limits. If the holder
+dies, its lease expires and the next (or the scheduled) refresh takes over.
+"Nothing new" means every document the refresh names is in the last digest or was stored
+before it (for a refresh without ids: no document linked to the entity was stored since).
 """
 
 import logging
@@ -24,7 +27,7 @@ from sift_analyzer.metrics import AnalyzerMetrics
 from sift_analyzer.profiles import DigestProfile
 from sift_common.contracts import EntityDigested, EntityRefresh
 from sift_common.errors import InvalidMessageError
-from sift_common.locks import Lease, LeaseLock, LockBusyError
+from sift_common.locks import Lease, LeaseLock
 from sift_common.skip import AnalysisStateRepository, Clock, should_skip, utc_now
 
 logger = logging.getLogger(__name__)
@@ -75,14 +78,32 @@ class EntityDigester:
         if await self._fresh(key, refresh):
             return
         lock = LeaseLock(self._redis, f"{self._locks.prefix}sift:lock:{key}", self._locks.lease_ms)
-        # No waiting: while one worker digests, a burst goes to the ladder and comes back a skip.
+        pending = f"{self._locks.prefix}sift:pending:{key}"
         lease = await lock.acquire(0)
         if lease is None:
-            self._metrics.lock_contention.labels("digest").inc()
-            raise LockBusyError(f"{key} is being digested by another worker")
-        async with lease:
-            if not await self._fresh(key, refresh):
-                await self._digest(refresh, key, lease)
+            # Mark first, then try once more: either the holder is still there and will see
+            # the mark after its release, or it has gone and this worker digests instead.
+            await self._redis.set(pending, "1", px=4 * self._locks.lease_ms)
+            lease = await lock.acquire(0)
+            if lease is None:
+                self._metrics.lock_contention.labels("digest").inc()
+                self._metrics.skips.labels("digest", "coalesced").inc()
+                self._metrics.analyses.labels(
+                    f"digest:{self._profile.digest_type}", "skipped"
+                ).inc()
+                logger.info("digest under way elsewhere; coalesced", extra={"work_key": key})
+                return
+        while lease is not None:
+            async with lease:
+                if not await self._fresh(key, refresh):
+                    await self._digest(refresh, key, lease)
+            if not await self._redis.getdel(pending):
+                return
+            # Refreshes came in meanwhile: judge them as "anything linked since the digest".
+            refresh = refresh.model_copy(update={"new_document_ids": []})
+            if await self._fresh(key, refresh):
+                return
+            lease = await lock.acquire(0)
 
     async def _fresh(self, key: str, refresh: EntityRefresh) -> bool:
         """Whether the stored digest stands (logged and counted as a skip)."""
