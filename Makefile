@@ -63,9 +63,8 @@ gateway: sync ## Run the LLM gateway in the foreground (needs `make vllm-up`)
 migrate: sync ## Apply database migrations (embedded PostgreSQL unless SIFT_DATABASE_URL is set)
 	$(RUN) sift-db upgrade
 
-demo: sync ## Run Sift end to end on the embedded defaults
-	@echo "The end-to-end demo arrives with the end-to-end issue; not yet."
-	@echo "What works today: 'make migrate' creates the store, 'make test' proves the foundation."
+demo: sync vllm-prepare ## Run Sift end to end on the bundled corpus and show the report
+	$(RUN) python -m scripts.demo $(DEMO_ARGS)
 
 up: ## Start RabbitMQ, Redis and PostgreSQL+pgvector with docker compose
 	docker compose up -d --wait
