@@ -66,8 +66,8 @@ def pipeline(
         "SIFT_DATABASE_URL": fresh_database,
         "SIFT_VLLM_CHAT_URL": vllm_servers.chat_url,
         "SIFT_VLLM_EMBED_URL": vllm_servers.embed_url,
-        "SIFT_ANALYZER_RETRY_DELAYS_MS": "500,1000",
-        "SIFT_ANALYZER_MAX_RETRIES": "2",
+        "SIFT_ANALYZER_RETRY_DELAYS_MS": "500,1000,5000",
+        "SIFT_ANALYZER_MAX_RETRIES": "12",
         "SIFT_ANALYZER_LOCK_LEASE_MS": "3000",
         "SIFT_GATEWAY_SHUTDOWN_TIMEOUT_S": "10",
     }

@@ -142,7 +142,8 @@ class EntityDigester:
                 self._profile,
                 label.replace(":", "_"),
                 digest_messages(self._profile, refresh, documents),
-                priority="backfill" if refresh.reason == "schedule" else "normal",
+                # Long prompts that no reader waits on: documents go first.
+                priority="backfill",
                 request_id=f"{refresh.entity.key[:40]}:digest",
             )
         except OutputFailedError as exc:

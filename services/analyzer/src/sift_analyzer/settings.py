@@ -17,8 +17,8 @@ class AnalyzerSettings(RabbitSettings, RedisSettings, DatabaseSettings, GatewayS
         default=BUNDLED_PROFILES, description="SIFT_ANALYZER_PROFILES: analysis profiles YAML"
     )
     # vLLM's batch is 32 sequences on the local CPU profile: one delivery in flight per slot.
-    analyzer_prefetch: int = Field(default=32, ge=1, le=1000)
-    analyzer_digest_prefetch: int = Field(default=8, ge=1, le=1000)
+    analyzer_prefetch: int = Field(default=24, ge=1, le=1000)
+    analyzer_digest_prefetch: int = Field(default=4, ge=1, le=1000)
     analyzer_lock_lease_ms: int = Field(default=30_000, ge=100)
     analyzer_lock_wait_s: float = Field(default=2.0, ge=0)
     analyzer_result_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
