@@ -73,6 +73,7 @@ def test_a_review_names_its_business_with_the_overall_score() -> None:
     [mention] = core.mentions(REVIEW.entities, result)
     assert (mention.kind, mention.name, mention.score) == ("business", "Luigi's", 80.0)
     assert core.mentions(REVIEW.entities, {**result, "business": " "}) == []
+    assert core.mentions(REVIEW.entities, {**result, "business": "100"}) == []  # no letter
 
 
 def test_the_repair_prompt_shows_the_answer_and_the_problem() -> None:

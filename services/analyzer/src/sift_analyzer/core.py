@@ -104,7 +104,8 @@ def overall_score(profile: PromptProfile, result: dict[str, Any]) -> float | Non
 
 
 def mentions(spec: EntitySpec | None, result: dict[str, Any]) -> list[EntityMention]:
-    """The entities a result names (blank names dropped, "" tickers read as unknown)."""
+    """The entities a result names ("" tickers read as unknown). Names without a letter
+    (a small model's "100") are dropped: they would become entities nobody can look up."""
     if spec is None:
         return []
     items = result.get(spec.list, []) if spec.list is not None else [result]
@@ -119,7 +120,7 @@ def mentions(spec: EntitySpec | None, result: dict[str, Any]) -> list[EntityMent
 def _mention(spec: EntitySpec, item: dict[str, Any]) -> EntityMention | None:
     name = str(item.get(spec.name) or "").strip()
     kind = spec.kind or str(item.get(spec.kind_field or "") or "").strip()
-    if not name or not kind:
+    if not any(char.isalpha() for char in name) or not kind:
         return None
     ticker = str(item.get(spec.ticker) or "").strip() if spec.ticker else ""
     score = item.get(spec.score) if spec.score else None
