@@ -66,8 +66,8 @@ migrate: sync ## Apply database migrations (embedded PostgreSQL unless SIFT_DATA
 demo: sync vllm-prepare ## Run Sift end to end on the bundled corpus and show the report
 	$(RUN) python -m scripts.demo $(DEMO_ARGS)
 
-up: ## Start RabbitMQ, Redis and PostgreSQL+pgvector with docker compose
-	docker compose up -d --wait
+up: ## Start RabbitMQ, Redis and PostgreSQL+pgvector (docker compose; the whole stack: docs/deploy.md)
+	docker compose up -d --wait rabbitmq redis postgres
 
 down: ## Stop the docker compose services
 	docker compose down
