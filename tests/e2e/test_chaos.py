@@ -4,6 +4,7 @@ every document still ends in the store exactly once."""
 import asyncio
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -12,8 +13,15 @@ from tests.e2e.conftest import start_all, subset
 from tests.e2e.flow import assert_exactly_once, feed, wait_for
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+def _rabbitmqctl(*args: str, attempts: int = 5) -> None:
+    """Run rabbitmqctl; a node still busy stopping answers 69 (unavailable) for a moment."""
+    for attempt in range(1, attempts + 1):
+        run = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=120)
+        if run.returncode == 0:
+            return
+        if attempt == attempts:
+            raise AssertionError(f"rabbitmqctl {' '.join(args)}: {run.stdout}{run.stderr}")
+        time.sleep(2)
 
 
 async def test_kill9_and_broker_restart_lose_and_double_nothing(

@@ -8,12 +8,9 @@ taking messages and waits for in-flight handlers, and the process exits 0.
 """
 
 import logging
-import signal
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -31,6 +28,7 @@ from sift_analyzer.profiles import Profiles, load_profiles
 from sift_analyzer.settings import AnalyzerSettings
 from sift_analyzer.topology import analyzer_topology, observed
 from sift_common.contracts import Analysis, DocumentCollected, EntityDigested, EntityRefresh, Event
+from sift_common.draining import DrainingServer
 from sift_common.errors import ConfigError
 from sift_common.gateway_client import GatewayClient
 from sift_common.logs import configure_logging
@@ -157,29 +155,6 @@ class Analyzer:
             except Exception:
                 logger.exception("stopping the %s failed", name)
         logger.info("analyzer stopped")
-
-
-class DrainingServer(uvicorn.Server):
-    """uvicorn, but SIGTERM first turns readiness 503 and keeps serving for a grace period."""
-
-    def __init__(self, config: uvicorn.Config, readiness: Readiness, grace_s: float) -> None:
-        super().__init__(config)
-        self._readiness, self._grace_s = readiness, grace_s
-        self._drain_until: float | None = None
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if sig == signal.SIGTERM and self._drain_until is None:
-            self._readiness.draining = True
-            self._drain_until = time.monotonic() + self._grace_s
-            return
-        super().handle_exit(sig, frame)  # SIGINT, or a second SIGTERM: stop now
-
-    async def on_tick(self, counter: int) -> bool:
-        draining = self._drain_until is not None and not self.should_exit
-        if draining and time.monotonic() >= (self._drain_until or 0.0):
-            logger.info("shutting down: finishing in-flight messages")
-            self.should_exit = True
-        return await super().on_tick(counter)
 
 
 def main() -> None:

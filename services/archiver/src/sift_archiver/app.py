@@ -9,12 +9,9 @@ is written at once (its messages acked after commit), consuming stops, and the p
 import asyncio
 import json
 import logging
-import signal
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from types import FrameType
 from typing import Any
 
 import asyncpg
@@ -34,6 +31,7 @@ from sift_archiver.search import SearchSettings
 from sift_archiver.settings import ArchiverSettings
 from sift_archiver.status import queue_depths
 from sift_common.contracts import DocumentAnalyzed, EntityDigested
+from sift_common.draining import DrainingServer
 from sift_common.errors import ConfigError
 from sift_common.gateway_client import GatewayClient
 from sift_common.logs import configure_logging
@@ -179,29 +177,6 @@ class Archiver:
             except Exception:
                 logger.exception("stopping the %s failed", name)
         logger.info("archiver stopped")
-
-
-class DrainingServer(uvicorn.Server):
-    """uvicorn, but SIGTERM first turns readiness 503 and keeps serving for a grace period."""
-
-    def __init__(self, config: uvicorn.Config, readiness: Readiness, grace_s: float) -> None:
-        super().__init__(config)
-        self._readiness, self._grace_s = readiness, grace_s
-        self._drain_until: float | None = None
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if sig == signal.SIGTERM and self._drain_until is None:
-            self._readiness.draining = True
-            self._drain_until = time.monotonic() + self._grace_s
-            return
-        super().handle_exit(sig, frame)  # SIGINT, or a second SIGTERM: stop now
-
-    async def on_tick(self, counter: int) -> bool:
-        draining = self._drain_until is not None and not self.should_exit
-        if draining and time.monotonic() >= (self._drain_until or 0.0):
-            logger.info("shutting down: draining")
-            self.should_exit = True
-        return await super().on_tick(counter)
 
 
 def main() -> None:

@@ -10,11 +10,8 @@ finish, FastStream's graceful timeout), then the process exits 0.
 
 import asyncio
 import logging
-import signal
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -33,6 +30,7 @@ from sift_collector.intake import document_outputs, register_intake
 from sift_collector.normalise import Limits
 from sift_collector.publisher import DocumentPublisher
 from sift_collector.settings import CollectorSettings
+from sift_common.draining import DrainingServer
 from sift_common.errors import ConfigError
 from sift_common.logs import configure_logging
 from sift_common.messaging.broker import declare_topology, make_broker
@@ -169,29 +167,6 @@ def load_sources(settings: CollectorSettings) -> "list[SourceConfig] | None":
     from sift_collector.sources import load_sources as load  # only when sources are configured
 
     return load(settings.collector_sources)
-
-
-class DrainingServer(uvicorn.Server):
-    """uvicorn, but SIGTERM first turns readiness 503 and keeps serving for a grace period."""
-
-    def __init__(self, config: uvicorn.Config, readiness: Readiness, grace_s: float) -> None:
-        super().__init__(config)
-        self._readiness, self._grace_s = readiness, grace_s
-        self._drain_until: float | None = None
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if sig == signal.SIGTERM and self._drain_until is None:
-            self._readiness.draining = True
-            self._drain_until = time.monotonic() + self._grace_s
-            return
-        super().handle_exit(sig, frame)  # SIGINT, or a second SIGTERM: stop now
-
-    async def on_tick(self, counter: int) -> bool:
-        draining = self._drain_until is not None and not self.should_exit
-        if draining and time.monotonic() >= (self._drain_until or 0.0):
-            logger.info("shutting down: draining in-flight requests")
-            self.should_exit = True
-        return await super().on_tick(counter)
 
 
 def main() -> None:
