@@ -44,6 +44,10 @@ async def test_demo_report_matches_the_corpus_and_the_store(tmp_path: Path) -> N
     intake = [item for item in report["dead_lettered"] if item["queue"].endswith("intake.dlq")]
     assert len(intake) == manifest["total_dead_lettered"]
     assert len(report["dead_lettered"]) == len(intake) + lost
+    # Only a model answer invalid after its repair may stop a document, never a transient
+    # failure that ran out of retries.
+    analysis = [item for item in report["dead_lettered"] if item not in intake]
+    assert all("analysis failed" in item["reason"] for item in analysis), analysis
     assert all(item["reason"] != "(no reason header)" for item in report["dead_lettered"])
     assert len(report["refused"]) == manifest["total_refused"]
     assert all(item["reason"] for item in report["refused"])
