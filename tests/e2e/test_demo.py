@@ -4,13 +4,34 @@ the corpus manifest and the store."""
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from sift_common.store.embedded import (
+    DEFAULT_DATA_DIR,
+    start_embedded_postgres,
+    stop_embedded_postgres,
+)
 from tests.e2e.conftest import DATA, store_counts
 
 ROOT = DATA.parent
 
 
+@pytest.fixture
+def demo_store() -> Iterator[None]:
+    """The demo's embedded PostgreSQL, started first: the demo then reuses it instead of
+    stopping it at its end, so the store can be counted afterwards. Stopped only if it was
+    not running before."""
+    was_running = (DEFAULT_DATA_DIR / "postmaster.pid").exists()
+    start_embedded_postgres(DEFAULT_DATA_DIR)
+    yield
+    if not was_running:
+        stop_embedded_postgres(DEFAULT_DATA_DIR)
+
+
+@pytest.mark.usefixtures("demo_store")
 async def test_demo_report_matches_the_corpus_and_the_store(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     run = subprocess.run(
