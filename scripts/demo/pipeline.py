@@ -55,7 +55,13 @@ class Pipeline:
 
     def add(self, name: str, extra: dict[str, str] | None = None) -> Service:
         port = free_port()
-        env = {**os.environ, **self.base_env, PORT_VARIABLE[name]: str(port), **(extra or {})}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",  # a killed service's last log lines must reach its file
+            **self.base_env,
+            PORT_VARIABLE[name]: str(port),
+            **(extra or {}),
+        }
         self.log_dir.mkdir(parents=True, exist_ok=True)
         service = Service(name, port, env, self.log_dir / f"{name}.log")
         self.services[name] = service

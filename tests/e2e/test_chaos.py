@@ -12,6 +12,9 @@ from scripts.demo.pipeline import Pipeline
 from tests.e2e.conftest import start_all, subset
 from tests.e2e.flow import assert_exactly_once, feed, wait_for
 
+# Restarts and kills under load: run with `make test-e2e`, not in `make test` (see README).
+pytestmark = pytest.mark.chaos
+
 
 def _rabbitmqctl(*args: str, attempts: int = 5) -> None:
     """Run rabbitmqctl; a node still busy stopping answers 69 (unavailable) for a moment."""

@@ -4,9 +4,14 @@ nothing is doubled."""
 import asyncio
 from collections.abc import Callable
 
+import pytest
+
 from scripts.demo.pipeline import Pipeline
 from tests.e2e.conftest import start_all, subset
 from tests.e2e.flow import assert_exactly_once, feed, wait_for
+
+# Restarts and kills under load: run with `make test-e2e`, not in `make test` (see README).
+pytestmark = pytest.mark.chaos
 
 
 def _at_least(documents: int) -> Callable[[dict[str, int]], bool]:
