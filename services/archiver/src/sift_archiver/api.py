@@ -18,7 +18,6 @@ from sift_archiver import queries, search
 from sift_archiver.api_support import (
     ErrorResponse,
     Format,
-    Readiness,
     install_error_handlers,
     list_response,
     time_range,
@@ -26,6 +25,7 @@ from sift_archiver.api_support import (
 from sift_archiver.embedder import Embedder
 from sift_archiver.pagination import BadParameter, cursor_offset, decode_cursor, encode_cursor
 from sift_archiver.queries import DocFilters
+from sift_common.readiness import Readiness
 
 Kind = Literal["news", "review", "generic"]
 EntityKey = Annotated[

@@ -1,6 +1,5 @@
 """What every query endpoint shares: API keys, readiness, the error shape, list responses."""
 
-from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -13,7 +12,6 @@ from starlette.exceptions import HTTPException
 
 from sift_archiver.pagination import BadParameter, to_csv
 
-Check = Callable[[], Awaitable[None]]
 Format = Literal["json", "csv"]
 
 
@@ -25,26 +23,6 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
-
-
-class Readiness:
-    """Ready when every dependency check passes and the service is not draining."""
-
-    def __init__(self, checks: Mapping[str, Check]) -> None:
-        self._checks = dict(checks)
-        self.draining = False
-
-    async def report(self) -> tuple[bool, dict[str, str]]:
-        results: dict[str, str] = {}
-        for name, check in self._checks.items():
-            try:
-                await check()
-                results[name] = "ok"
-            except Exception as exc:  # reported, not raised: this is the health endpoint
-                results[name] = f"{type(exc).__name__}: {exc}"[:300]
-        if self.draining:
-            results["shutdown"] = "draining: not taking new work"
-        return all(value == "ok" for value in results.values()), results
 
 
 def error(status: int, kind: str, message: str, field: str | None = None) -> JSONResponse:

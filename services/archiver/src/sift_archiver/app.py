@@ -22,7 +22,6 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import make_url
 
 from sift_archiver.api import QueryService, create_api
-from sift_archiver.api_support import Readiness
 from sift_archiver.embedder import Embedder
 from sift_archiver.ingest import DigestArchive, DocumentArchive, refresh_publisher
 from sift_archiver.metrics import ArchiverMetrics
@@ -38,6 +37,7 @@ from sift_common.logs import configure_logging
 from sift_common.messaging.broker import declare_topology, make_broker
 from sift_common.messaging.consumer import subscribe
 from sift_common.messaging.topology import ARCHIVER_DIGESTS, ARCHIVER_DOCUMENTS, Topology
+from sift_common.readiness import Readiness
 from sift_common.settings import load_settings
 from sift_common.store import migrate
 from sift_common.store.engine import resolve_database_url

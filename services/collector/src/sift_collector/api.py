@@ -49,12 +49,12 @@ from sift_collector.ingest import (
 )
 from sift_collector.publisher import BrokerUnavailableError
 from sift_common.logs import correlation_id
+from sift_common.readiness import Readiness
 
 logger = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
 UNAVAILABLE_RETRY_AFTER_S = 5
-Check = Callable[[], Awaitable[None]]  # raises when the dependency is not usable
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 Guard = Callable[[Request], Awaitable[bytes]]
 
@@ -80,27 +80,6 @@ class PublisherRateLimit:
         except StorageError as exc:
             raise DependencyUnavailableError(f"rate limit storage: {exc}") from exc
         return max(1, math.ceil(stats.reset_time - time.time()))
-
-
-class Readiness:
-    """Ready when every check passes and the service is not draining for shutdown."""
-
-    def __init__(self, checks: Mapping[str, Check]) -> None:
-        self._checks = dict(checks)
-        self.draining = False
-
-    async def report(self) -> HealthReport:
-        results: dict[str, str] = {}
-        for name, check in self._checks.items():
-            try:
-                await check()
-                results[name] = "ok"
-            except Exception as exc:  # reported, not raised: this is the health endpoint
-                results[name] = f"{type(exc).__name__}: {exc}"[:300]
-        if self.draining:
-            results["shutdown"] = "draining: not taking new work"
-        ok = all(value == "ok" for value in results.values())
-        return HealthReport(status="ready" if ok else "not_ready", checks=results)
 
 
 def _error_doc(description: str, retry_after: bool = False) -> dict[str, Any]:
@@ -199,8 +178,9 @@ def _add_ops_routes(app: FastAPI, readiness: Readiness, registry: CollectorRegis
     )
     async def ready() -> JSONResponse:
         """Broker connected and Redis answering PING; 503 naming what is not."""
-        report = await readiness.report()
-        return JSONResponse(report.model_dump(), 200 if report.status == "ready" else 503)
+        ok, checks = await readiness.report()
+        report = HealthReport(status="ready" if ok else "not_ready", checks=checks)
+        return JSONResponse(report.model_dump(), 200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

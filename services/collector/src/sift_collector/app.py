@@ -23,7 +23,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from sift_collector.api import ApiLimits, PublisherRateLimit, Readiness, create_api
+from sift_collector.api import ApiLimits, PublisherRateLimit, create_api
 from sift_collector.dedup import Deduplicator
 from sift_collector.ingest import Ingest
 from sift_collector.intake import document_outputs, register_intake
@@ -35,6 +35,7 @@ from sift_common.errors import ConfigError
 from sift_common.logs import configure_logging
 from sift_common.messaging.broker import declare_topology, make_broker
 from sift_common.messaging.topology import Topology
+from sift_common.readiness import Readiness
 from sift_common.settings import load_settings
 
 if TYPE_CHECKING:
