@@ -6,6 +6,7 @@ for PostgreSQL, the embedded pgvector server). Each test gets its own queue/exch
 its own Redis key prefix and, when it asks for one, its own freshly created database.
 """
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -19,6 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from sift_common.messaging.teardown import delete_topology
+from sift_common.messaging.topology import Topology
 from sift_common.settings import DatabaseSettings, RabbitSettings, RedisSettings, load_settings
 from sift_common.store.embedded import (
     start_embedded_postgres,
@@ -99,9 +102,14 @@ def database_url(containers: ExitStack | None) -> Iterator[str]:
 
 
 @pytest.fixture
-def namespace() -> str:
-    """A unique prefix for this test's exchanges, queues and Redis keys."""
-    return f"t{uuid.uuid4().hex[:10]}."
+def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique prefix for this test's exchanges, queues and Redis keys. After a test that used
+    RabbitMQ, the namespace's default topology is deleted (a test with other retry ladders
+    deletes those itself): leftover quorum queues pile up and slow the broker for everyone."""
+    name = f"t{uuid.uuid4().hex[:10]}."
+    yield name
+    if "rabbit_url" in request.fixturenames:
+        asyncio.run(delete_topology(request.getfixturevalue("rabbit_url"), Topology(name)))
 
 
 @pytest.fixture

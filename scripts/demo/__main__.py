@@ -1,7 +1,8 @@
 """`python -m scripts.demo`: run Sift end to end on the bundled corpus and report.
 
 Options: --report PATH (JSON, default .sift/demo/report.json), --timeout S (wait for the
-store), --keep (leave the services running until Enter)."""
+store). The run's queues are deleted at the end (the report keeps what they held); the store
+keeps its rows for querying."""
 
 import argparse
 import asyncio
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from scripts.demo import feeding, report, run
 from scripts.demo.pipeline import Pipeline, free_port
+from sift_common.messaging.teardown import delete_topology
 from sift_common.messaging.topology import (
     ANALYZER_DOCUMENTS,
     ARCHIVER_DOCUMENTS,
@@ -63,9 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         run.write_json(args.report, result)
         print_report(result, stack, args.report)
         return 0 if result["complete"] else 1
+    except Exception:
+        console.print(stack.pipeline.log_tails(), markup=False, highlight=False)
+        raise
     finally:
         say("stopping what the demo started")
         codes = stack.pipeline.stop_all()
+        asyncio.run(delete_topology(run.RABBIT_URL, *run.topologies(namespace)))
         if feed_server is not None:
             feed_server.shutdown()
         if stack.started_postgres:

@@ -123,6 +123,15 @@ class Pipeline:
         self.start(name)
         self.wait_ready(name)
 
+    def log_tails(self, lines: int = 25) -> str:
+        """The last lines of every service's log, for a failure report."""
+        parts = []
+        for service in self.services.values():
+            if service.log.exists():
+                tail = service.log.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {service.log} (last {len(tail)} lines)\n" + "\n".join(tail))
+        return "\n".join(parts)
+
     def stop_all(self) -> dict[str, int | None]:
         codes = {name: self.stop(name) for name in reversed(list(self.services))}
         for log in self._logs:

@@ -18,6 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from scripts.demo.pipeline import Pipeline, reachable
+from sift_analyzer.settings import AnalyzerSettings
+from sift_analyzer.topology import analyzer_topology
+from sift_common.messaging.topology import Topology
 from sift_common.store.embedded import (
     DEFAULT_DATA_DIR,
     start_embedded_postgres,
@@ -126,11 +129,26 @@ def start_services(stack: Stack, sources: Path, say: Any) -> None:
         pipeline.wait_ready(name)
 
 
-def status(archiver_url: str) -> dict[str, Any]:
-    answer = httpx.get(f"{archiver_url}/v1/status", headers={"X-API-Key": "dev-key"}, timeout=30)
-    answer.raise_for_status()
-    result: dict[str, Any] = answer.json()
-    return result
+def status(archiver_url: str, patience_s: float = 90.0) -> dict[str, Any]:
+    """The archiver's `/v1/status`, waiting out a busy moment (a 503 or a slow answer while
+    both cores run the model) instead of ending the demo on one missed poll."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            answer = httpx.get(
+                f"{archiver_url}/v1/status", headers={"X-API-Key": "dev-key"}, timeout=30
+            )
+            if answer.status_code < 500:
+                answer.raise_for_status()
+                result: dict[str, Any] = answer.json()
+                return result
+            problem = f"{answer.status_code} {answer.text[:300]}"
+        except httpx.TransportError as error:
+            problem = repr(error)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"archiver status unavailable for {patience_s:.0f} s: {problem}")
+        print(f"    archiver status not available yet ({problem}); retrying", file=sys.stderr)
+        time.sleep(3)
 
 
 def settled(queues: dict[str, Any], store: dict[str, Any], expected: int) -> bool:
@@ -169,6 +187,13 @@ def wait_archived(stack: Stack, expected: int, published: Any, timeout_s: float)
             if settled(now["queues"], store, expected) or time.monotonic() > deadline:
                 return store
             time.sleep(2)
+
+
+def topologies(namespace: str) -> tuple[Topology, Topology]:
+    """The namespace's queues as every service declares them (the analyzer's own retry ladder)."""
+    delays = DEMO_RETRIES["SIFT_ANALYZER_RETRY_DELAYS_MS"]
+    analyzer = AnalyzerSettings(namespace=namespace, analyzer_retry_delays_ms=delays)
+    return Topology(namespace), analyzer_topology(analyzer)[0]
 
 
 def new_namespace() -> str:

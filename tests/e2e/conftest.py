@@ -1,5 +1,6 @@
 """The whole pipeline as processes, started the way `make demo` starts it (scripts/demo)."""
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,11 +11,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from scripts.demo.pipeline import Pipeline
+from sift_analyzer.settings import AnalyzerSettings
+from sift_analyzer.topology import analyzer_topology
 from sift_collector.normalise import normalise
 from sift_common.contracts import IncomingDocument
+from sift_common.messaging.teardown import delete_topology
 from tests.support.vllm import VllmServers
 
 DATA = Path(__file__).resolve().parents[2] / "data"
+RETRY_DELAYS_MS = "500,1000,5000"  # short: the tests wait out a fault, not minutes
 SUBSET = 30  # documents per entry point (API and AMQP) in the chaos and SIGTERM runs
 
 
@@ -58,7 +63,7 @@ async def store_counts(database_url: str) -> dict[str, int]:
 
 @pytest.fixture
 def pipeline(
-    fresh_database: str, namespace: str, vllm_servers: VllmServers, tmp_path: Path
+    fresh_database: str, namespace: str, rabbit_url: str, vllm_servers: VllmServers, tmp_path: Path
 ) -> Iterator[Pipeline]:
     """The four services as processes (not yet started) on a fresh database and namespace."""
     env = {
@@ -66,7 +71,7 @@ def pipeline(
         "SIFT_DATABASE_URL": fresh_database,
         "SIFT_VLLM_CHAT_URL": vllm_servers.chat_url,
         "SIFT_VLLM_EMBED_URL": vllm_servers.embed_url,
-        "SIFT_ANALYZER_RETRY_DELAYS_MS": "500,1000,5000",
+        "SIFT_ANALYZER_RETRY_DELAYS_MS": RETRY_DELAYS_MS,
         "SIFT_ANALYZER_MAX_RETRIES": "12",
         "SIFT_ANALYZER_LOCK_LEASE_MS": "3000",
         "SIFT_GATEWAY_SHUTDOWN_TIMEOUT_S": "10",
@@ -80,6 +85,8 @@ def pipeline(
         yield stack
     finally:
         stack.stop_all()
+        settings = AnalyzerSettings(namespace=namespace, analyzer_retry_delays_ms=RETRY_DELAYS_MS)
+        asyncio.run(delete_topology(rabbit_url, analyzer_topology(settings)[0]))
 
 
 def start_all(stack: Pipeline) -> None:

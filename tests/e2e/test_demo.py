@@ -41,7 +41,7 @@ async def test_demo_report_matches_the_corpus_and_the_store(tmp_path: Path) -> N
         text=True,
         timeout=1800,
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-3000:]
     assert "Sift demo report" in run.stdout
     manifest = json.loads((DATA / "MANIFEST.json").read_text())
     report = json.loads(report_path.read_text())

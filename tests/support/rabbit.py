@@ -12,6 +12,7 @@ from faststream.rabbit import RabbitBroker
 from sift_common.contracts import Document, DocumentCollected
 from sift_common.messaging.broker import declare_topology, make_broker
 from sift_common.messaging.consumer import subscribe
+from sift_common.messaging.teardown import delete_topology as delete_topology  # re-export
 from sift_common.messaging.topology import ConsumerQueue, Topology
 
 
@@ -80,15 +81,6 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.05)
-
-
-async def delete_topology(rabbit_url: str, topology: Topology) -> None:
-    async with rabbit_channel(rabbit_url) as channel:
-        for spec in topology.consumer_queues:
-            for declaration in topology.declarations(spec):
-                await channel.queue_delete(declaration.name)
-        await channel.exchange_delete(topology.exchange)
-        await channel.exchange_delete(topology.dead_letter_exchange)
 
 
 async def wait_until_ready(rabbit_url: str, queue: str, count: int, timeout: float = 20.0) -> None:

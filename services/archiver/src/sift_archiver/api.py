@@ -25,6 +25,7 @@ from sift_archiver.api_support import (
 from sift_archiver.embedder import Embedder
 from sift_archiver.pagination import BadParameter, cursor_offset, decode_cursor, encode_cursor
 from sift_archiver.queries import DocFilters
+from sift_archiver.status import BrokerUnavailable, Depths
 from sift_common.readiness import Readiness
 
 Kind = Literal["news", "review", "generic"]
@@ -48,7 +49,7 @@ class QueryService:
     pool: asyncpg.Pool
     embedder: Embedder
     search: search.SearchSettings
-    queue_depths: Callable[[], Awaitable[dict[str, dict[str, int | None]]]]
+    queue_depths: Callable[[], Awaitable[Depths]]
 
 
 def create_api(
@@ -209,7 +210,11 @@ def _detail_routes(router: APIRouter, service: QueryService) -> None:
         """Queue depths and DLQ sizes of every consumer, and row counts of the store."""
         async with service.pool.acquire() as conn:
             counts = await queries.store_counts(conn)
-        return {"queues": await service.queue_depths(), "store": counts}
+        try:
+            queues = await service.queue_depths()
+        except BrokerUnavailable as error:
+            raise HTTPException(503, str(error)) from error
+        return {"queues": queues, "store": counts}
 
 
 async def _entity_or_404(conn: asyncpg.Connection, key: str) -> int:

@@ -28,7 +28,7 @@ from sift_archiver.metrics import ArchiverMetrics
 from sift_archiver.refresh_schedule import run_refresh_schedule
 from sift_archiver.search import SearchSettings
 from sift_archiver.settings import ArchiverSettings
-from sift_archiver.status import queue_depths
+from sift_archiver.status import QueueDepths
 from sift_common.contracts import DocumentAnalyzed, EntityDigested
 from sift_common.draining import DrainingServer
 from sift_common.errors import ConfigError
@@ -73,13 +73,14 @@ class Archiver:
             self.gateway, settings.archiver_embed_model, settings.archiver_embedding_model_name
         )
         self._pool: asyncpg.Pool | None = None
+        self.queue_depths = QueueDepths(str(settings.rabbit_url), self.topology)
         self.documents: DocumentArchive | None = None
         self.readiness = Readiness({"database": self._database_ok, "broker": self._broker_ok})
         self.service = QueryService(
             pool=None,  # set in the lifespan, before any request
             embedder=self.embedder,
             search=SearchSettings(settings.archiver_ef_search, settings.archiver_max_scan_tuples),
-            queue_depths=lambda: queue_depths(str(settings.rabbit_url), self.topology),
+            queue_depths=self.queue_depths,
         )
         self._subscribe()
         self.api: FastAPI = create_api(
@@ -167,6 +168,7 @@ class Archiver:
             ("open batch", self.documents.batcher.close if self.documents else None),
             ("broker", self.broker.stop),  # stops consuming; in-flight handlers finish
             ("gateway client", self.gateway.aclose),
+            ("status connection", self.queue_depths.close),
             ("database pool", self._pool.close if self._pool else None),
         ]
         for name, step in steps:

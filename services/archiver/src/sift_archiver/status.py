@@ -1,27 +1,58 @@
 """Queue depths and DLQ sizes for `GET /v1/status`, read with passive declares (the management
-plugin is off on these machines). A queue that does not exist yet reads as null."""
+plugin is off on these machines). A queue that does not exist yet reads as null.
+
+One connection is kept and reused: opening an AMQP connection per status poll costs the broker
+a handshake each time, and a busy broker answers a fresh handshake slowest of all."""
+
+import asyncio
 
 import aio_pika
-from aio_pika.exceptions import ChannelClosed
+from aio_pika.abc import AbstractConnection
+from aio_pika.exceptions import AMQPError, ChannelClosed, ChannelInvalidStateError
 
 from sift_common.messaging.topology import Topology
 
+Depths = dict[str, dict[str, int | None]]
 
-async def queue_depths(rabbit_url: str, topology: Topology) -> dict[str, dict[str, int | None]]:
-    connection = await aio_pika.connect(rabbit_url, timeout=5)
-    try:
-        depths: dict[str, dict[str, int | None]] = {}
-        for spec in topology.consumer_queues:
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not answer the status read; the API turns this into a 503."""
+
+
+class QueueDepths:
+    def __init__(self, rabbit_url: str, topology: Topology, timeout_s: float = 15.0) -> None:
+        self.rabbit_url = rabbit_url
+        self.topology = topology
+        self.timeout_s = timeout_s
+        self._connection: AbstractConnection | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> Depths:
+        async with self._lock:  # one reader at a time shares the one connection
+            try:
+                return await asyncio.wait_for(self._read(), self.timeout_s)
+            except (AMQPError, ChannelInvalidStateError, OSError, TimeoutError) as error:
+                await self.close()
+                raise BrokerUnavailable(f"broker did not answer: {error!r}") from error
+
+    async def _read(self) -> Depths:
+        if self._connection is None or self._connection.is_closed:
+            self._connection = await aio_pika.connect(self.rabbit_url, timeout=self.timeout_s)
+        depths: Depths = {}
+        for spec in self.topology.consumer_queues:
             depths[spec.name] = {
-                "messages": await _depth(connection, topology.work_queue(spec)),
-                "dlq": await _depth(connection, topology.dead_letter_queue(spec)),
+                "messages": await _depth(self._connection, self.topology.work_queue(spec)),
+                "dlq": await _depth(self._connection, self.topology.dead_letter_queue(spec)),
             }
         return depths
-    finally:
-        await connection.close()
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed:
+            await connection.close()
 
 
-async def _depth(connection: aio_pika.abc.AbstractConnection, queue: str) -> int | None:
+async def _depth(connection: AbstractConnection, queue: str) -> int | None:
     channel = await connection.channel()
     try:
         declared = await channel.declare_queue(queue, passive=True)
