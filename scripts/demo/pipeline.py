@@ -133,7 +133,13 @@ class Pipeline:
         return "\n".join(parts)
 
     def stop_all(self) -> dict[str, int | None]:
-        codes = {name: self.stop(name) for name in reversed(list(self.services))}
+        """Stop every service, last started first. A second Ctrl-C is ignored meanwhile: cut
+        short, this would leave services running (each stop is bounded by its SIGKILL)."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            codes = {name: self.stop(name) for name in reversed(list(self.services))}
+        finally:
+            signal.signal(signal.SIGINT, previous)
         for log in self._logs:
             log.close()
         return codes

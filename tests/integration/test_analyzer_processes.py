@@ -59,7 +59,7 @@ async def topology(rabbit_url: str, namespace: str) -> AsyncIterator[Topology]:
     topology = analyzer_topology(settings)[0]
     broker = make_broker(rabbit_url)
     await broker.connect()
-    await declare_topology(broker, topology)
+    await declare_topology(rabbit_url, topology)
     await broker.stop()
     yield topology
     await delete_topology(rabbit_url, topology)

@@ -68,7 +68,7 @@ async def test_sigterm_turns_readiness_off_finishes_in_flight_and_exits_0(
         document = Document.create(source="t", body="Acme held its annual meeting.", kind="news")
         broker = make_broker(rabbit_url)
         await broker.connect()
-        await declare_topology(broker, topology)
+        await declare_topology(rabbit_url, topology)
         await publish_event(
             broker, topology, DocumentCollected(correlation_id=document.id, document=document)
         )

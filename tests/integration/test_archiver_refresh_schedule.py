@@ -55,7 +55,7 @@ async def test_a_round_refreshes_each_recent_entity_once(
     broker = make_broker(rabbit_url)
     await broker.connect()
     try:
-        await declare_topology(broker, topology)
+        await declare_topology(rabbit_url, topology)
         publish = refresh_publisher(broker, topology)
         published = await publish_scheduled_refreshes(seeded_pool, publish, timedelta(days=30))
     finally:

@@ -28,7 +28,7 @@ async def test_depths_count_ready_messages_and_reuse_one_connection(
         assert await depths() == {ARCHIVER_DOCUMENTS.name: {"messages": None, "dlq": None}}
         broker = make_broker(rabbit_url)
         await broker.connect()
-        await declare_topology(broker, topology)
+        await declare_topology(rabbit_url, topology)
         event = sample_event()
         await broker.publish(
             event.model_dump(mode="json"),

@@ -214,7 +214,7 @@ async def publisher(
     topology = Topology(namespace)
     broker = make_broker(rabbit_url)
     await broker.connect()
-    await declare_topology(broker, topology)
+    await declare_topology(rabbit_url, topology)
     dedup = Deduplicator(redis, window_s=3600, prefix=namespace)
     yield DocumentPublisher(broker, topology, dedup, confirm_timeout_s=10)
     await broker.stop()

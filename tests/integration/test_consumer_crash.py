@@ -56,7 +56,7 @@ async def test_killed_consumer_message_is_redelivered_and_processed_once(
 
     broker = make_broker(rabbit_url)
     await broker.connect()
-    await declare_topology(broker, topology)
+    await declare_topology(rabbit_url, topology)
     event = sample_event()
     await publish_event(broker, topology, event)
     await broker.stop()

@@ -1,5 +1,6 @@
 """The reliable consumer against the real RabbitMQ: ack, retry ladder, dead-lettering."""
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -49,7 +50,7 @@ async def topology(rabbit_url: str, namespace: str) -> AsyncIterator[Topology]:
 async def publish(rabbit_url: str, topology: Topology, event: DocumentCollected) -> None:
     broker = make_broker(rabbit_url)
     await broker.connect()
-    await declare_topology(broker, topology)
+    await declare_topology(rabbit_url, topology)
     await publish_event(broker, topology, event)
     await broker.stop()
 
@@ -199,7 +200,7 @@ async def test_unroutable_publish_raises_instead_of_vanishing(
     broker = make_broker(rabbit_url)
     await broker.connect()
     try:
-        await declare_topology(broker, topology)
+        await declare_topology(rabbit_url, topology)
         with pytest.raises(DeliveryError):
             await broker.publish(
                 b"{}", routing_key=f"{topology.namespace}no-such-queue", persist=True
@@ -212,9 +213,32 @@ async def test_declaring_the_topology_twice_is_harmless(
     rabbit_url: str, topology: Topology
 ) -> None:
     for _ in range(2):
-        broker = make_broker(rabbit_url)
-        await broker.connect()
-        await declare_topology(broker, topology)
-        await broker.stop()
+        await declare_topology(rabbit_url, topology)
     await publish(rabbit_url, topology, sample_event())
     assert await ready_count(rabbit_url, topology.work_queue(SPEC)) == 1
+
+
+async def test_prefetch_bounds_the_handlers_in_flight(rabbit_url: str, topology: Topology) -> None:
+    """The consumer's prefetch caps concurrent handlers, even though the service declared its
+    queue before subscribing (FastStream's declared-queue cache once made it consume without
+    a limit: hundreds of LLM calls in flight instead of the prefetch)."""
+    in_flight, peak, done = 0, 0, 0
+    release = asyncio.Event()
+
+    async def handler(_: DocumentCollected) -> None:
+        nonlocal in_flight, peak, done
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await release.wait()
+        in_flight -= 1
+        done += 1
+
+    for n in range(20):
+        await publish(rabbit_url, topology, sample_event(f"Document {n}"))
+    async with running_consumer(rabbit_url, topology, SPEC, handler):  # prefetch 8
+        await wait_until(lambda: in_flight == 8)
+        await asyncio.sleep(1.0)  # time for any delivery beyond the prefetch to arrive
+        assert peak == 8
+        release.set()
+        await wait_until(lambda: done == 20)
+    assert peak == 8

@@ -164,7 +164,7 @@ async def publish_all(rabbit_url: str, topology: Topology, events: Sequence[Even
     broker = make_broker(rabbit_url)
     await broker.connect()
     try:
-        await declare_topology(broker, topology)
+        await declare_topology(rabbit_url, topology)
         await asyncio.gather(*(publish_event(broker, topology, event) for event in events))
     finally:
         await broker.stop()

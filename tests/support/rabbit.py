@@ -38,7 +38,7 @@ async def running_consumer(
     broker = make_broker(rabbit_url)
     subscribe(broker, topology, spec, DocumentCollected, handler, prefetch=8)
     await broker.connect()
-    await declare_topology(broker, topology)
+    await declare_topology(rabbit_url, topology)
     await broker.start()
     try:
         yield broker

@@ -132,7 +132,7 @@ class Analyzer:
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         await self.broker.connect()
-        await declare_topology(self.broker, self.topology)
+        await declare_topology(str(self.settings.rabbit_url), self.topology)
         await self.broker.start()
         logger.info("analyzer started", extra={"namespace": self.settings.namespace})
         try:

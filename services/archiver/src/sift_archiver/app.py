@@ -137,7 +137,7 @@ class Archiver:
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         await self._open_store()
         await self.broker.connect()
-        await declare_topology(self.broker, self.topology)
+        await declare_topology(str(self.settings.rabbit_url), self.topology)
         await self.broker.start()
         stop = asyncio.Event()
         schedule = self._start_refresh_schedule(stop)

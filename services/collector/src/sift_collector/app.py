@@ -97,7 +97,7 @@ class Collector:
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         await self.broker.connect()
-        await declare_topology(self.broker, self.topology)
+        await declare_topology(str(self.settings.rabbit_url), self.topology)
         await self.broker.start()
         stop = asyncio.Event()
         scheduler = self._start_scheduler(stop)

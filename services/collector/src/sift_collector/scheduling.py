@@ -36,7 +36,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event) -> None:
     redis = Redis.from_url(str(settings.redis_url))
     try:
         await broker.connect()
-        await declare_topology(broker, topology)
+        await declare_topology(str(settings.rabbit_url), topology)
         dedup = Deduplicator(
             redis, window_s=settings.collector_dedup_window_s, prefix=settings.namespace
         )

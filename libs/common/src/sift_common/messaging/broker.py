@@ -7,6 +7,7 @@ broker confirms it; an unroutable message raises instead of vanishing (`on_retur
 import logging
 from typing import Any, cast
 
+import aio_pika
 from faststream.rabbit import (
     Channel,
     ExchangeType,
@@ -57,22 +58,39 @@ def work_queue(topology: Topology, spec: ConsumerQueue) -> RabbitQueue:
     )
 
 
-async def declare_topology(broker: RabbitBroker, topology: Topology) -> None:
+async def declare_topology(rabbit_url: str, topology: Topology) -> None:
     """Declare every exchange and queue of the system (idempotent; run by each service at
-    start-up so no event is ever published before its consumers' queues exist)."""
-    events = await broker.declare_exchange(event_exchange(topology))
-    dead_letters = await broker.declare_exchange(dead_letter_exchange(topology))
-    exchanges = {topology.exchange: events, topology.dead_letter_exchange: dead_letters}
-    for spec in topology.consumer_queues:
-        for declaration in topology.declarations(spec):
-            queue = await broker.declare_queue(
-                quorum_queue(declaration.name, declaration.arguments)
+    start-up so no event is ever published before its consumers' queues exist).
+
+    On a connection of its own, not through the FastStream broker: FastStream caches a declared
+    queue with the channel that declared it and hands that object to a later subscriber of the
+    same queue, which then consumes on the broker's default channel, without its prefetch limit
+    (an analyzer with prefetch 24 was seen holding 196 unacked messages)."""
+    connection = await aio_pika.connect(rabbit_url, timeout=30)
+    try:
+        channel = await connection.channel()
+        events = await channel.declare_exchange(
+            topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        dead_letters = await channel.declare_exchange(
+            topology.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        exchanges = {topology.exchange: events, topology.dead_letter_exchange: dead_letters}
+        for spec in topology.consumer_queues:
+            for declaration in topology.declarations(spec):
+                queue = await channel.declare_queue(
+                    declaration.name, durable=True, arguments=declaration.arguments
+                )
+                if declaration.bind_to is not None:
+                    exchange_name, routing_key = declaration.bind_to
+                    await queue.bind(exchanges[exchange_name], routing_key=routing_key)
+            consumed = work_queue(topology, spec)  # the very arguments its subscriber declares
+            work = await channel.declare_queue(
+                consumed.name, durable=True, arguments=consumed.arguments
             )
-            if declaration.bind_to is not None:
-                exchange_name, routing_key = declaration.bind_to
-                await queue.bind(exchanges[exchange_name], routing_key=routing_key)
-        work = await broker.declare_queue(work_queue(topology, spec))
-        await work.bind(events, routing_key=spec.routing_key)
+            await work.bind(events, routing_key=spec.routing_key)
+    finally:
+        await connection.close()
 
 
 async def publish_event(
