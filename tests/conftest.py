@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import text
@@ -28,9 +29,13 @@ from sift_common.store.embedded import (
     stop_embedded_postgres,
     to_asyncpg_url,
 )
+from tests.support.rabbit import sweep_test_queues
 from tests.support.vllm import vllm_servers  # noqa: F401  (a session fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Starts every namespace of this test run, so the end-of-run sweep never touches another run.
+RUN_TAG = uuid.uuid4().hex[:4]
 # Starting the vLLM servers cold (compile included) takes minutes on 2 cores.
 VLLM_TEST_TIMEOUT_S = 1200
 TEST_PGDATA = ROOT / ".sift" / "pgdata-test"
@@ -63,14 +68,19 @@ def containers() -> Iterator[ExitStack | None]:
 
 
 @pytest.fixture(scope="session")
-def rabbit_url(containers: ExitStack | None) -> str:
+def rabbit_url(containers: ExitStack | None) -> Iterator[str]:
     if "SIFT_RABBIT_URL" in os.environ or containers is None:
-        return str(load_settings(RabbitSettings).rabbit_url)
+        url = str(load_settings(RabbitSettings).rabbit_url)
+        yield url
+        # A broker that outlives test runs keeps what they leave: this run leaves nothing.
+        if urlsplit(url).hostname in LOCAL_HOSTS:
+            asyncio.run(sweep_test_queues(url, f"t{RUN_TAG}"))
+        return
     from testcontainers.rabbitmq import RabbitMqContainer
 
     rabbit = containers.enter_context(RabbitMqContainer("rabbitmq:3.13"))
     host, port = rabbit.get_container_host_ip(), rabbit.get_exposed_port(5672)
-    return f"amqp://guest:guest@{host}:{port}/"
+    yield f"amqp://guest:guest@{host}:{port}/"
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +116,7 @@ def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
     """A unique prefix for this test's exchanges, queues and Redis keys. After a test that used
     RabbitMQ, the namespace's default topology is deleted (a test with other retry ladders
     deletes those itself): leftover quorum queues pile up and slow the broker for everyone."""
-    name = f"t{uuid.uuid4().hex[:10]}."
+    name = f"t{RUN_TAG}{uuid.uuid4().hex[:6]}."
     yield name
     if "rabbit_url" in request.fixturenames:
         asyncio.run(delete_topology(request.getfixturevalue("rabbit_url"), Topology(name)))

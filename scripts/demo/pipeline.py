@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +72,8 @@ class Pipeline:
         service = self.services[name]
         log = service.log.open("ab")
         self._logs.append(log)
-        command = [f"sift-{name}"]  # the workspace venv's entry point
+        # The entry point of this interpreter's venv, found even when the venv is not on PATH.
+        command = [str(Path(sys.executable).parent / f"sift-{name}")]
         service.process = subprocess.Popen(  # noqa: S603
             command, env=service.env, stdout=log, stderr=subprocess.STDOUT
         )

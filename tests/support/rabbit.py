@@ -1,6 +1,8 @@
 """Test helpers for the real RabbitMQ: run a reliable consumer, read queues, clean up."""
 
 import asyncio
+import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -90,3 +92,24 @@ async def wait_until_ready(rabbit_url: str, queue: str, count: int, timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"{queue} never had {count} ready messages")
         await asyncio.sleep(0.1)
+
+
+async def sweep_test_queues(rabbit_url: str, prefix: str) -> int:
+    """Delete every queue named `prefix…` on a local broker: those a test's own teardown did not
+    name (another service's retry ladder) or could not reach (the test failed first). Listing
+    queues needs `rabbitmqctl` (the management plugin is off); without it this does nothing."""
+    if shutil.which("rabbitmqctl") is None:
+        return 0
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_queues", "--quiet", "--no-table-headers", "name"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    names = [name for name in listed.stdout.split() if name.startswith(prefix)]
+    if listed.returncode != 0 or not names:
+        return 0
+    async with rabbit_channel(rabbit_url) as channel:
+        for name in names:
+            await channel.queue_delete(name)
+    return len(names)
