@@ -16,7 +16,7 @@ help: ## List the targets
 
 $(HOME)/.local/bin/uv:
 	@echo "==> installing uv $(UV_VERSION) for this user"
-	python3 -m pip install --user --quiet "uv==$(UV_VERSION)"
+	python3 -m pip install --user --quiet --force-reinstall "uv==$(UV_VERSION)"
 
 sync: | $(UV) ## Install the workspace and dev tools into .venv (from uv.lock)
 	@echo "==> uv sync"
