@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         "SIFT_RABBIT_URL": run.RABBIT_URL,
         "SIFT_LOG_LEVEL": "INFO",
     }
-    stack = run.Stack(Pipeline(base_env, WORK / "logs"), database_url, namespace, started_pg, False)
+    stack = run.Stack(Pipeline(base_env, WORK / "logs"), database_url, namespace, started_pg, [])
     feed_server = None
     try:
         stack.started_vllm = run.start_vllm(say)
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             feed_server.shutdown()
         if stack.started_postgres:
             run.stop_store()
+        run.stop_vllm(stack.started_vllm)  # a warm pair (`make vllm-up`) is left running
         console.print(f"    exit codes: {codes}")
 
 

