@@ -95,8 +95,9 @@ async def test_transient_failures_back_off_through_the_ladder(
         await wait_until(lambda: time.monotonic() - attempts[-1] > 1.0)
     assert len(attempts) == 3
     first_gap, second_gap = attempts[1] - attempts[0], attempts[2] - attempts[1]
-    assert 0.4 <= first_gap < 5.0
-    assert 0.8 <= second_gap < 5.0
+    # The broker's TTL clock is not ours: an expiry was seen 3 ms short of 800 ms. Allow 10 %.
+    assert 0.4 * 0.9 <= first_gap < 5.0
+    assert 0.8 * 0.9 <= second_gap < 5.0
     assert second_gap > first_gap
     assert await ready_count(rabbit_url, topology.work_queue(SPEC)) == 0
     assert await ready_count(rabbit_url, topology.dead_letter_queue(SPEC)) == 0
