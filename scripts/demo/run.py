@@ -199,10 +199,11 @@ def wait_archived(stack: Stack, expected: int, published: Any, timeout_s: float)
             time.sleep(2)
 
 
-def topologies(namespace: str) -> tuple[Topology, Topology]:
+def topologies(
+    namespace: str, retry_delays_ms: str = DEMO_RETRIES["SIFT_ANALYZER_RETRY_DELAYS_MS"]
+) -> tuple[Topology, Topology]:
     """The namespace's queues as every service declares them (the analyzer's own retry ladder)."""
-    delays = DEMO_RETRIES["SIFT_ANALYZER_RETRY_DELAYS_MS"]
-    analyzer = AnalyzerSettings(namespace=namespace, analyzer_retry_delays_ms=delays)
+    analyzer = AnalyzerSettings(namespace=namespace, analyzer_retry_delays_ms=retry_delays_ms)
     return Topology(namespace), analyzer_topology(analyzer)[0]
 
 

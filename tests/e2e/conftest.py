@@ -11,8 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from scripts.demo.pipeline import Pipeline
-from sift_analyzer.settings import AnalyzerSettings
-from sift_analyzer.topology import analyzer_topology
+from scripts.demo.run import topologies
 from sift_collector.normalise import normalise
 from sift_common.contracts import IncomingDocument
 from sift_common.messaging.teardown import delete_topology
@@ -85,8 +84,7 @@ def pipeline(
         yield stack
     finally:
         stack.stop_all()
-        settings = AnalyzerSettings(namespace=namespace, analyzer_retry_delays_ms=RETRY_DELAYS_MS)
-        asyncio.run(delete_topology(rabbit_url, analyzer_topology(settings)[0]))
+        asyncio.run(delete_topology(rabbit_url, *topologies(namespace, RETRY_DELAYS_MS)))
 
 
 def start_all(stack: Pipeline) -> None:

@@ -57,10 +57,7 @@ async def gateway(vllm_servers: VllmServers, tmp_path: Path) -> AsyncIterator[Ru
 async def topology(rabbit_url: str, namespace: str) -> AsyncIterator[Topology]:
     settings = AnalyzerSettings(namespace=namespace, analyzer_retry_delays_ms="500,1000,2000")
     topology = analyzer_topology(settings)[0]
-    broker = make_broker(rabbit_url)
-    await broker.connect()
     await declare_topology(rabbit_url, topology)
-    await broker.stop()
     yield topology
     await delete_topology(rabbit_url, topology)
 

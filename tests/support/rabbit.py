@@ -94,12 +94,12 @@ async def wait_until_ready(rabbit_url: str, queue: str, count: int, timeout: flo
         await asyncio.sleep(0.1)
 
 
-async def sweep_test_queues(rabbit_url: str, prefix: str) -> int:
+async def sweep_test_queues(rabbit_url: str, prefix: str) -> None:
     """Delete every queue named `prefix…` on a local broker: those a test's own teardown did not
     name (another service's retry ladder) or could not reach (the test failed first). Listing
     queues needs `rabbitmqctl` (the management plugin is off); without it this does nothing."""
     if shutil.which("rabbitmqctl") is None:
-        return 0
+        return
     listed = subprocess.run(
         ["rabbitmqctl", "list_queues", "--quiet", "--no-table-headers", "name"],
         capture_output=True,
@@ -108,8 +108,7 @@ async def sweep_test_queues(rabbit_url: str, prefix: str) -> int:
     )
     names = [name for name in listed.stdout.split() if name.startswith(prefix)]
     if listed.returncode != 0 or not names:
-        return 0
+        return
     async with rabbit_channel(rabbit_url) as channel:
         for name in names:
             await channel.queue_delete(name)
-    return len(names)

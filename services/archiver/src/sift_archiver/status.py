@@ -37,7 +37,7 @@ class QueueDepths:
 
     async def _read(self) -> Depths:
         if self._connection is None or self._connection.is_closed:
-            self._connection = await aio_pika.connect(self.rabbit_url, timeout=self.timeout_s)
+            self._connection = await aio_pika.connect(self.rabbit_url)  # bounded by __call__
         depths: Depths = {}
         for spec in self.topology.consumer_queues:
             depths[spec.name] = {
