@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help sync lint format typecheck test test-unit test-integration migrate demo up down bench \
 	vllm-prepare vllm-up vllm-down vllm-status gateway bench-gateway docs-contracts collector \
-	analyzer archiver bench-archive test-e2e
+	analyzer archiver bench-archive test-e2e eval
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ up: ## Start RabbitMQ, Redis and PostgreSQL+pgvector (docker compose; the whole 
 
 down: ## Stop the docker compose services
 	docker compose down
+
+eval: sync vllm-prepare ## Analysis and search quality on the labelled set (docs/quality.md)
+	$(RUN) python -m scripts.eval $(EVAL_ARGS)
 
 bench: bench-gateway bench-archive ## Run every benchmark under bench/
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from sift_analyzer import core
+from sift_analyzer.evaluation.cli import with_examples
 from sift_analyzer.profiles import load_profiles
 from sift_analyzer.schema_model import SchemaError, model_from_schema
 from sift_analyzer.settings import BUNDLED_PROFILES, AnalyzerSettings
@@ -19,15 +20,16 @@ PROFILES = load_profiles(BUNDLED_PROFILES)
 NEWS = PROFILES.for_kind("news")
 REVIEW = PROFILES.for_kind("review")
 NOW = datetime(2026, 1, 10, tzinfo=UTC)
+EXAMPLES = Path(__file__).resolve().parents[3] / "eval" / "profiles" / "examples.yaml"
 
 GOOD_NEWS: dict[str, Any] = {
-    "sentiment": "positive",
-    "impact": 70,
     "summary": "Acme beat estimates.",
-    "entities": [
-        {"name": "Acme Corp", "type": "company", "ticker": "ACME", "impact": 70},
-        {"name": "acme  corp", "type": "company", "ticker": "", "impact": 10},
-        {"name": "Globex", "type": "company", "ticker": "", "impact": 20},
+    "sentiment": "positive",
+    "effect": "good",
+    "companies": [
+        {"name": "Acme Corp", "ticker": "ACME"},
+        {"name": "acme  corp", "ticker": ""},
+        {"name": "Globex", "ticker": ""},
     ],
 }
 
@@ -40,13 +42,17 @@ def test_a_valid_answer_is_returned_as_a_dict() -> None:
     ("answer", "problem"),
     [
         ("{not json", "not valid JSON"),
-        (json.dumps({**GOOD_NEWS, "impact": 101}), "impact"),
+        (json.dumps({**GOOD_NEWS, "effect": "splendid"}), "effect"),
         (json.dumps({**GOOD_NEWS, "summary": "x" * 161}), "summary"),
         (json.dumps({**GOOD_NEWS, "sentiment": "great"}), "sentiment"),
-        (json.dumps({k: v for k, v in GOOD_NEWS.items() if k != "impact"}), "impact"),
+        (json.dumps({k: v for k, v in GOOD_NEWS.items() if k != "effect"}), "effect"),
         (json.dumps({**GOOD_NEWS, "extra": 1}), "extra"),
-        (json.dumps({**GOOD_NEWS, "entities": GOOD_NEWS["entities"] * 2}), "entities"),
-        (json.dumps({**GOOD_NEWS, "impact": "70"}), "impact"),
+        (json.dumps({**GOOD_NEWS, "companies": GOOD_NEWS["companies"] * 2}), "companies"),
+        (json.dumps({**GOOD_NEWS, "effect": 70}), "effect"),
+        (
+            json.dumps({**GOOD_NEWS, "companies": [{"name": "Acme: shares up", "ticker": ""}]}),
+            "name",
+        ),
     ],
 )
 def test_an_invalid_answer_says_what_is_wrong(answer: str, problem: str) -> None:
@@ -61,17 +67,48 @@ def test_a_cut_off_answer_is_named_as_such() -> None:
 
 def test_entities_are_deduplicated_and_blank_tickers_unknown() -> None:
     found = core.mentions(NEWS.entities, GOOD_NEWS)
-    assert [(m.name, m.kind, m.ticker, m.score) for m in found] == [
-        ("Acme Corp", "company", "ACME", 70.0),
-        ("Globex", "company", None, 20.0),
+    assert [(m.name, m.kind, m.ticker) for m in found] == [
+        ("Acme Corp", "company", "ACME"),
+        ("Globex", "company", None),
     ]
-    assert core.overall_score(NEWS, GOOD_NEWS) == 70.0
 
 
-def test_a_review_names_its_business_with_the_overall_score() -> None:
-    result = {"aspects": [], "overall_score": 80, "strengths": ["food"], "business": "Luigi's"}
+@pytest.mark.parametrize(
+    ("effect", "score"),
+    [("very_bad", 5), ("bad", 20), ("slightly_bad", 35), ("none", 50), ("good", 80)],
+)
+def test_the_news_score_is_directional_from_the_rubric_label(effect: str, score: float) -> None:
+    assert core.overall_score(NEWS, {**GOOD_NEWS, "effect": effect}) == score
+
+
+def test_a_review_score_is_the_reviewers_satisfaction() -> None:
+    scores = {label: core.overall_score(REVIEW, {"satisfaction": label}) for label in (
+        "very_dissatisfied", "dissatisfied", "mixed", "satisfied", "very_satisfied"
+    )}  # fmt: skip
+    assert list(scores.values()) == sorted(scores.values())
+    assert scores["mixed"] == 50
+
+
+def test_a_score_map_must_cover_the_enum_exactly(tmp_path: Path) -> None:
+    text = BUNDLED_PROFILES.read_text().replace("      very_good: 95\n", "", 1)
+    path = tmp_path / "profiles.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="score_map"):
+        load_profiles(path)
+
+
+def test_an_example_that_breaks_the_schema_is_refused(tmp_path: Path) -> None:
+    text = EXAMPLES.read_text().replace("effect: bad\n", "effect: awful\n", 1)
+    path = tmp_path / "examples.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="example 1 does not match"):
+        with_examples(PROFILES, path)
+
+
+def test_a_review_names_its_business() -> None:
+    result = {"satisfaction": "satisfied", "business": "Luigi's"}
     [mention] = core.mentions(REVIEW.entities, result)
-    assert (mention.kind, mention.name, mention.score) == ("business", "Luigi's", 80.0)
+    assert (mention.kind, mention.name) == ("business", "Luigi's")
     assert core.mentions(REVIEW.entities, {**result, "business": " "}) == []
     assert core.mentions(REVIEW.entities, {**result, "business": "100"}) == []  # no letter
 
@@ -88,8 +125,29 @@ def test_the_prompt_carries_the_document_and_its_language() -> None:
     doc = Document.create(source="s", body="Die Aktie stieg.", title="Acme", language="de")
     messages = core.document_messages(NEWS, doc)
     assert messages[0]["role"] == "system"
-    assert "Die Aktie stieg." in messages[1]["content"]
-    assert "German" in messages[1]["content"]
+    assert "Die Aktie stieg." in messages[-1]["content"]
+    assert "German" in messages[-1]["content"]
+
+
+def test_korean_documents_get_korean_examples_and_are_named_korean() -> None:
+    news = with_examples(PROFILES, EXAMPLES).for_kind("news")
+    doc = Document.create(source="s", body="삼성전자 주가가 올랐다.", language="ko")
+    messages = core.document_messages(news, doc)
+    assert "Korean" in messages[-1]["content"]
+    shown = [m["content"] for m in messages[1:-1] if m["role"] == "user"]
+    assert shown
+    assert all(any("\uac00" <= c <= "\ud7a3" for c in text) for text in shown)
+    answers = [json.loads(m["content"]) for m in messages if m["role"] == "assistant"]
+    assert all(core.validate_output(news, json.dumps(a), "stop") == a for a in answers)
+
+
+def test_a_language_without_examples_gets_the_english_ones() -> None:
+    news = with_examples(PROFILES, EXAMPLES).for_kind("news")
+    doc = Document.create(source="s", body="Die Aktie stieg.", language="de")
+    users = [m["content"] for m in core.document_messages(news, doc) if m["role"] == "user"]
+    english = [e for e in news.examples if e.language == "en"]
+    assert english
+    assert len(users) == 1 + len(english)
 
 
 @pytest.mark.parametrize(
@@ -136,3 +194,10 @@ def test_a_bad_retry_ladder_names_the_variable(monkeypatch: pytest.MonkeyPatch) 
 def test_the_retry_ladder_is_read_from_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIFT_ANALYZER_RETRY_DELAYS_MS", "500,1000")
     assert load_settings(AnalyzerSettings).retry_delays == (500, 1000)
+
+
+def test_korean_bodies_are_clipped_to_a_token_budget_english_ones_much_later() -> None:
+    korean, english = "삼성전자 주가가 올랐다. " * 200, "Acme shares rose today. " * 200
+    assert len(core.clip_to_tokens(korean, 640)) < 400
+    assert 1800 < len(core.clip_to_tokens(english, 640)) < 2400
+    assert core.clip_to_tokens("short", 640) == "short"

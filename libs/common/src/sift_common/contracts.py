@@ -16,6 +16,7 @@ from sift_common.ids import content_hash, document_id
 DocumentKind = Literal["news", "review", "generic"]
 Priority = Literal["realtime", "normal", "backfill"]
 Sha256Hex = str
+MAX_SUBJECTS = 10
 
 
 def _now() -> datetime:
@@ -43,6 +44,19 @@ class Event(Contract):
     )
 
 
+class EntityRef(Contract):
+    """An entity a document mentions: a company, a ticker, a restaurant."""
+
+    kind: str = Field(min_length=1, max_length=50)
+    name: str = Field(min_length=1, max_length=300)
+    ticker: str | None = Field(default=None, max_length=20)
+
+    @property
+    def key(self) -> str:
+        """Stable entity key: kind plus case- and space-folded name."""
+        return f"{self.kind}:{' '.join(self.name.casefold().split())}"
+
+
 class Document(Contract):
     """A collected, normalised document. `id` and `content_hash` are derived, never invented."""
 
@@ -58,6 +72,11 @@ class Document(Contract):
     published_at: AwareDatetime | None = None
     collected_at: AwareDatetime = Field(default_factory=_now)
     metadata: dict[str, str] = Field(default_factory=dict)
+    subjects: list[EntityRef] = Field(
+        default_factory=list,
+        max_length=MAX_SUBJECTS,
+        description="What the publisher says the document is about; wins over the model.",
+    )
 
     @classmethod
     def create(cls, *, source: str, body: str, **fields: Any) -> "Document":
@@ -95,19 +114,15 @@ class IncomingDocument(Contract):
     language: str | None = Field(default=None, min_length=2, max_length=16)
     published_at: AwareDatetime | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
-
-
-class EntityRef(Contract):
-    """An entity a document mentions: a company, a ticker, a restaurant."""
-
-    kind: str = Field(min_length=1, max_length=50)
-    name: str = Field(min_length=1, max_length=300)
-    ticker: str | None = Field(default=None, max_length=20)
-
-    @property
-    def key(self) -> str:
-        """Stable entity key: kind plus case- and space-folded name."""
-        return f"{self.kind}:{' '.join(self.name.casefold().split())}"
+    subjects: list[EntityRef] = Field(
+        default_factory=list,
+        max_length=MAX_SUBJECTS,
+        description=(
+            "The entities the document is about, as the publisher knows them (the reviewed "
+            "business; the company and ticker of a news item). They win over what a model "
+            "extracts."
+        ),
+    )
 
 
 class EntityMention(EntityRef):

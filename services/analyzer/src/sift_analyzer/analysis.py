@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from sift_analyzer import core
 from sift_analyzer.cache import ResultCache
+from sift_analyzer.entities import KnownEntities
 from sift_analyzer.llm import OutputFailedError, StructuredLlm
 from sift_analyzer.metrics import AnalyzerMetrics
 from sift_analyzer.profiles import DocumentProfile, Profiles
@@ -57,9 +58,11 @@ class DocumentAnalyzer:
         metrics: AnalyzerMetrics,
         locks: LockOptions,
         stale_after: timedelta,
+        known: KnownEntities,
         clock: Clock = utc_now,
     ) -> None:
         self._profiles, self._llm, self._redis = profiles, llm, redis
+        self._known = known
         self._state, self._cache, self._publish = state, cache, publish
         self._metrics, self._locks = metrics, locks
         self._stale_after, self._clock = stale_after, clock
@@ -134,14 +137,12 @@ class DocumentAnalyzer:
             raise InvalidMessageError(f"analysis failed: {exc}") from exc
         if answer.repaired:
             self._metrics.analyses.labels(profile.analysis_type, "repaired").inc()
-        return Analysis(
-            analysis_type=profile.analysis_type,
-            prompt_version=profile.prompt_version,
-            model=answer.model,
-            score=core.overall_score(profile, answer.result),
-            result=answer.result,
-            entities=core.mentions(profile.entities, answer.result),
+        analysis, refused = core.analysis_of(
+            profile, document, answer.result, answer.model, self._known
         )
+        for reason, count in refused.items():
+            self._metrics.mentions_refused.labels(profile.analysis_type, reason).inc(count)
+        return analysis
 
     async def _emit(
         self, event: DocumentCollected, analysis: Analysis, key: str, lease: Lease

@@ -22,6 +22,7 @@ from sift_analyzer.api import Readiness, create_api
 from sift_analyzer.cache import ResultCache
 from sift_analyzer.digest import EntityDigester
 from sift_analyzer.digest_store import DigestStore
+from sift_analyzer.entities import load_known_entities
 from sift_analyzer.llm import StructuredLlm
 from sift_analyzer.metrics import AnalyzerMetrics
 from sift_analyzer.profiles import Profiles, load_profiles
@@ -104,14 +105,16 @@ class Analyzer:
             profiles=profiles,
             cache=ResultCache(self.redis, Analysis, prefix=s.namespace, ttl_s=ttl),
             stale_after=timedelta(seconds=s.analyzer_stale_after_s),
+            known=load_known_entities(s.analyzer_known_entities),
             **shared,
         )
         digests = EntityDigester(
             profile=profiles.digest,
             cache=ResultCache(self.redis, EntityDigested, prefix=s.namespace, ttl_s=ttl),
             store=self.store,
-            interval=timedelta(seconds=s.analyzer_digest_interval_s),
+            policy=s.refresh_policy,
             top_k=s.analyzer_digest_top_k,
+            max_score_distance=s.analyzer_digest_max_score_distance,
             **shared,
         )
         return documents, digests

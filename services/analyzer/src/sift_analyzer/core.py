@@ -5,14 +5,17 @@ results or a reason out.
 """
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from sift_analyzer.profiles import DocumentProfile, EntitySpec, PromptProfile
-from sift_common.contracts import Document, EntityMention, Priority
+from sift_analyzer import entities
+from sift_analyzer.entities import KnownEntities
+from sift_analyzer.profiles import DocumentProfile, EntitySpec, Example, PromptProfile
+from sift_common.contracts import Analysis, Document, EntityMention, Priority
 from sift_common.gateway_client import Priority as GatewayPriority
 
 Messages = list[dict[str, str]]
@@ -40,20 +43,73 @@ def work_key(document_id: str, analysis_type: str, prompt_version: str) -> str:
 
 
 def document_messages(profile: DocumentProfile, document: Document) -> Messages:
+    """System prompt, the profile's worked examples in the document's language (English when
+    it has none in that language), then the document."""
+    messages = [{"role": "system", "content": profile.system}]
+    for example in examples_for(profile, document.language):
+        messages += [
+            {
+                "role": "user",
+                "content": _prompt(profile, example.title, example.body, example.language),
+            },
+            {"role": "assistant", "content": json.dumps(example.answer, ensure_ascii=False)},
+        ]
     body = document.body[: profile.max_body_chars]
-    prompt = profile.template.format(
-        title=document.title or "(none)",
-        body=body,
-        language=_language_name(document.language),
+    if profile.max_body_tokens is not None:
+        body = clip_to_tokens(body, profile.max_body_tokens)
+    messages.append(
+        {"role": "user", "content": _prompt(profile, document.title, body, document.language)}
     )
-    return [{"role": "system", "content": profile.system}, {"role": "user", "content": prompt}]
+    return messages
 
 
-def _language_name(code: str | None) -> str:
-    names = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian"}
+# Tokens a character costs, roughly, in the small models' BPE vocabularies: Hangul, kana and
+# CJK ideographs run to 2 or more a character (Korean news measured 2.0 on average, spaces
+# included), Latin text about a quarter.
+_WIDE_TOKENS, _NARROW_TOKENS = 2.2, 0.3
+
+
+def clip_to_tokens(text: str, budget: int) -> str:
+    """The longest prefix of `text` whose estimated token count stays within `budget`."""
+    spent = 0.0
+    for index, char in enumerate(text):
+        spent += _WIDE_TOKENS if ord(char) >= 0x1100 and char.isalpha() else _NARROW_TOKENS
+        if spent > budget:
+            return text[:index]
+    return text
+
+
+def examples_for(profile: PromptProfile, language: str | None) -> list[Example]:
+    base = (language or "en").split("-")[0].lower()
+    same = [example for example in profile.examples if example.language == base]
+    return same or [example for example in profile.examples if example.language == "en"]
+
+
+def _prompt(profile: DocumentProfile, title: str | None, body: str, language: str | None) -> str:
+    return profile.template.format(
+        title=title or "(none)", body=body, language=language_name(language)
+    )
+
+
+LANGUAGE_NAMES = {
+    "en": "English",
+    "ko": "Korean",
+    "ja": "Japanese",
+    "zh": "Chinese",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+}
+
+
+def language_name(code: str | None) -> str:
+    """The language's English name for a prompt: "write the summary in Korean"."""
     if code is None:
         return "the document's language"
-    return names.get(code.split("-")[0].lower(), f"the language '{code}'")
+    return LANGUAGE_NAMES.get(code.split("-")[0].lower(), f"the language '{code}'")
 
 
 def repair_messages(original: Messages, answer: str, problem: str) -> Messages:
@@ -97,9 +153,12 @@ def validate_output(
 
 
 def overall_score(profile: PromptProfile, result: dict[str, Any]) -> float | None:
+    """0–100, 50 neutral: the profile's score field, through its score_map when it has one."""
     if profile.score_field is None:
         return None
     value = result.get(profile.score_field)
+    if profile.score_map is not None:
+        return profile.score_map.get(value) if isinstance(value, str) else None
     return float(value) if isinstance(value, int | float) else None
 
 
@@ -130,6 +189,36 @@ def _mention(spec: EntitySpec, item: dict[str, Any]) -> EntityMention | None:
         ticker=ticker[:20] or None,
         score=float(score) if isinstance(score, int | float) else None,
     )
+
+
+def analysis_of(
+    profile: DocumentProfile,
+    document: Document,
+    result: dict[str, Any],
+    model: str,
+    known: KnownEntities,
+) -> tuple[Analysis, Counter[str]]:
+    """The analysis to publish for a valid result, and the model's mentions refused (by
+    reason): the publisher's subjects, then the mentions that pass the entity checks."""
+    score = overall_score(profile, result)
+    spec = profile.entities
+    selection = entities.select(
+        known,
+        subjects=document.subjects,
+        mentions=mentions(spec, result),
+        text=f"{document.title or ''}\n{document.body}",
+        kinds=spec.kinds if spec is not None else frozenset(),
+        score=score,
+    )
+    analysis = Analysis(
+        analysis_type=profile.analysis_type,
+        prompt_version=profile.prompt_version,
+        model=model,
+        score=score,
+        result=result,
+        entities=selection.mentions,
+    )
+    return analysis, selection.refused
 
 
 @dataclass(frozen=True)

@@ -1,50 +1,58 @@
-"""Entity digests: one LLM digest per (entity, digest type) however many refreshes arrive.
+"""Entity digests: one LLM digest per (entity, digest type), when it is worth one.
 
-    last success younger than the interval, nothing new  → skip: the stored digest stands
+    no digest yet                                         → digest
+    the refresh policy says the stored digest stands      → skip (counted by reason)
     lock (entity, digest type) held                       → leave a "pending" mark, ack
     otherwise → TOP-K documents nearest the entity's mean vector → LLM → publish → record
 
+The policy (refresh_policy) weighs the documents linked to the entity since the last
+digest's context was read: their novelty against what that digest saw, a freshness SLA and a
+minimum interval. "Since" is on the database's clock: the digest records the database's
+now() of its context read (`details.as_of`), and the policy reads the new documents and now()
+in one snapshot.
+
 A burst of refreshes coalesces on the lock: while one worker digests, the others mark the
-work pending and ack; the holder, once it released the lock, takes the mark and checks again
-(another digest only if documents were linked since its own). So N refreshes give one digest,
-and a refresh arriving mid-digest is never lost into the retry ladder's limits. If the holder
-dies, its lease expires and the next (or the scheduled) refresh takes over.
-"Nothing new" means every document the refresh names is in the last digest or was stored
-before it (for a refresh without ids: no document linked to the entity was stored since).
+work pending and ack; the holder, once it released the lock, takes the mark and asks the
+policy again. So N refreshes give one digest, and a refresh arriving mid-digest is never
+lost into the retry ladder's limits. If the holder dies, its lease expires and the next (or
+the scheduled) refresh takes over.
+
+The answer is grounded (digest_prompt, grounding): a summary sharing nothing with its
+documents is invalid output and gets the one repair turn; the score is held within
+`max_score_distance` of the documents' mean, with the model's own score kept in `details`.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime
+from typing import Any
 
 from redis.asyncio import Redis
 
-from sift_analyzer import core
+from sift_analyzer import core, refresh_policy
 from sift_analyzer.analysis import LockOptions, Publish, event_id_for
 from sift_analyzer.cache import ResultCache
-from sift_analyzer.digest_store import ContextDocument, DigestStore
-from sift_analyzer.llm import OutputFailedError, StructuredLlm
+from sift_analyzer.digest_prompt import (
+    answer_details,
+    digest_messages,
+    grounded_profile,
+    mean_score,
+    summary_check,
+)
+from sift_analyzer.digest_store import Context, DigestStore
+from sift_analyzer.grounding import held_score
+from sift_analyzer.llm import Answer, OutputFailedError, StructuredLlm
 from sift_analyzer.metrics import AnalyzerMetrics
 from sift_analyzer.profiles import DigestProfile
+from sift_analyzer.refresh_policy import Decision, RefreshPolicy
 from sift_common.contracts import EntityDigested, EntityRefresh
 from sift_common.errors import InvalidMessageError
 from sift_common.locks import Lease, LeaseLock
-from sift_common.skip import AnalysisStateRepository, Clock, should_skip, utc_now
+from sift_common.skip import AnalysisStateRepository
 
 logger = logging.getLogger(__name__)
 
-
-def digest_messages(
-    profile: DigestProfile, refresh: EntityRefresh, documents: list[ContextDocument]
-) -> core.Messages:
-    limit = profile.max_document_chars
-    listed = "\n".join(
-        f"{n}. {(doc.title + ': ') if doc.title else ''}{doc.body[:limit]}"
-        for n, doc in enumerate(documents, 1)
-    )
-    entity = refresh.entity
-    label = f"{entity.name} ({entity.kind}{', ' + entity.ticker if entity.ticker else ''})"
-    prompt = profile.template.format(entity=label, documents=listed)
-    return [{"role": "system", "content": profile.system}, {"role": "user", "content": prompt}]
+# Skip reasons as the skips metric names them ("fresh" predates the policy: nothing new).
+_SKIP_LABELS = {"nothing_new": "fresh"}
 
 
 class EntityDigester:
@@ -60,14 +68,14 @@ class EntityDigester:
         publish: Publish,
         metrics: AnalyzerMetrics,
         locks: LockOptions,
-        interval: timedelta,
+        policy: RefreshPolicy,
         top_k: int,
-        clock: Clock = utc_now,
+        max_score_distance: float,
     ) -> None:
         self._profile, self._llm, self._redis = profile, llm, redis
         self._state, self._cache, self._store, self._publish = state, cache, store, publish
-        self._metrics, self._locks = metrics, locks
-        self._interval, self._top_k, self._clock = interval, top_k, clock
+        self._metrics, self._locks, self._policy = metrics, locks, policy
+        self._top_k, self._max_distance = top_k, max_score_distance
 
     def work_key(self, refresh: EntityRefresh) -> str:
         p = self._profile
@@ -75,7 +83,7 @@ class EntityDigester:
 
     async def handle(self, refresh: EntityRefresh) -> None:
         key = self.work_key(refresh)
-        if await self._fresh(key, refresh):
+        if not (await self._judge(key, refresh)).refresh:
             return
         lock = LeaseLock(self._redis, f"{self._locks.prefix}sift:lock:{key}", self._locks.lease_ms)
         pending = f"{self._locks.prefix}sift:pending:{key}"
@@ -87,61 +95,71 @@ class EntityDigester:
             lease = await lock.acquire(0)
             if lease is None:
                 self._metrics.lock_contention.labels("digest").inc()
-                self._metrics.skips.labels("digest", "coalesced").inc()
-                self._metrics.analyses.labels(
-                    f"digest:{self._profile.digest_type}", "skipped"
-                ).inc()
+                self._count_skip("coalesced")
                 logger.info("digest under way elsewhere; coalesced", extra={"work_key": key})
                 return
         while lease is not None:
             async with lease:
-                if not await self._fresh(key, refresh):
-                    await self._digest(refresh, key, lease)
+                decision = await self._judge(key, refresh)
+                if decision.refresh:
+                    await self._digest(refresh, key, lease, decision)
+            # Refreshes came in meanwhile: the policy judges what was linked since.
             if not await self._redis.getdel(pending):
                 return
-            # Refreshes came in meanwhile: judge them as "anything linked since the digest".
-            refresh = refresh.model_copy(update={"new_document_ids": []})
-            if await self._fresh(key, refresh):
+            if not (await self._judge(key, refresh)).refresh:
                 return
             lease = await lock.acquire(0)
 
-    async def _fresh(self, key: str, refresh: EntityRefresh) -> bool:
-        """Whether the stored digest stands (logged and counted as a skip)."""
+    async def _judge(self, key: str, refresh: EntityRefresh) -> Decision:
+        """The refresh policy's decision on the stored digest (a skip is logged and counted)."""
         state = await self._state.get(key)
         if state is None or state.last_success_at is None:
-            return False
-        if not should_skip(state, self._interval, self._clock()):
-            return False
+            return Decision(True, "first")
+        # A digest without a recorded as_of (its cache entry expired) falls back to when its
+        # success was recorded: later than its context read, so nothing is counted twice.
         last = await self._cache.get(key)
-        included = set(last.document_ids) if last is not None else set()
-        unseen = sorted(set(refresh.new_document_ids) - included)
-        if refresh.new_document_ids:
-            new = await self._store.stored_since(unseen, state.last_success_at)
-        else:
-            new = await self._store.linked_since(refresh.entity, state.last_success_at)
-        if new:
-            return False
-        self._metrics.skips.labels("digest", "fresh").inc()
-        self._metrics.analyses.labels(f"digest:{self._profile.digest_type}", "skipped").inc()
+        as_of = _as_of(last) or state.last_success_at
+        seen = await self._store.observe(refresh.entity, as_of)
+        decision = refresh_policy.by_time(self._policy, as_of, seen.now, seen.arrivals)
+        if decision is None:
+            baseline = await self._store.baseline(refresh.entity, as_of)
+            decision = refresh_policy.decide(self._policy, as_of, seen.now, seen.arrivals, baseline)
+        if decision.refresh:
+            return decision
+        self._count_skip(_SKIP_LABELS.get(decision.reason, decision.reason))
         logger.info(
-            "digest is fresh and nothing new arrived; reusing it",
-            extra={"work_key": key, "result_ref": state.result_ref},
+            "the stored digest stands",
+            extra={
+                "work_key": key,
+                "reason": decision.reason,
+                "unseen": decision.unseen,
+                "novelty": round(decision.novelty, 2),
+                "result_ref": state.result_ref,
+            },
         )
-        return True
+        return decision
 
-    async def _digest(self, refresh: EntityRefresh, key: str, lease: Lease) -> None:
+    def _count_skip(self, reason: str) -> None:
+        self._metrics.skips.labels("digest", reason).inc()
+        self._metrics.analyses.labels(f"digest:{self._profile.digest_type}", "skipped").inc()
+
+    async def _digest(
+        self, refresh: EntityRefresh, key: str, lease: Lease, decision: Decision
+    ) -> None:
         label = f"digest:{self._profile.digest_type}"
-        documents = await self._store.top_k(refresh.entity, self._top_k)
-        if not documents:
+        context = await self._store.top_k(refresh.entity, self._top_k)
+        if not context.documents:
             self._metrics.skips.labels("digest", "no_documents").inc()
             logger.info("no embedded documents for the entity yet", extra={"work_key": key})
             return
+        self._metrics.digest_refreshes.labels(decision.reason).inc()
         await self._state.record_attempt(key, lease.fencing_token)
+        check = summary_check(self._profile, refresh.entity, context.documents)
         try:
             answer = await self._llm.ask(
-                self._profile,
+                grounded_profile(self._profile, check),
                 label.replace(":", "_"),
-                digest_messages(self._profile, refresh, documents),
+                digest_messages(self._profile, refresh.entity, context.documents),
                 # Long prompts that no reader waits on: documents go first.
                 priority="backfill",
                 request_id=f"{refresh.entity.key[:40]}:digest",
@@ -151,9 +169,48 @@ class EntityDigester:
             self._metrics.analyses.labels(label, "failed").inc()
             raise InvalidMessageError(f"digest failed: {exc}") from exc
         lease.check()
+        if answer.repaired:
+            self._metrics.analyses.labels(label, "repaired").inc()
+        digested = self._digested(refresh, key, lease, answer, context, decision)
+        await self._publish(digested)
+        ref = await self._cache.put(key, digested)
+        await self._state.record_success(key, lease.fencing_token, ref)
+        self._metrics.analyses.labels(label, "succeeded").inc()
+        logger.info(
+            "digest published",
+            extra={"work_key": key, "documents": len(context.documents), "reason": decision.reason},
+        )
+
+    def _digested(
+        self,
+        refresh: EntityRefresh,
+        key: str,
+        lease: Lease,
+        answer: Answer,
+        context: Context,
+        decision: Decision,
+    ) -> EntityDigested:
         result = answer.result
-        details = {k: v for k, v in result.items() if k != self._profile.summary_field}
-        digested = EntityDigested(
+        raw = core.overall_score(self._profile, result)
+        mean = mean_score(context.documents)
+        score = None if raw is None else held_score(raw, mean, self._max_distance)
+        if score != raw:
+            self._metrics.digest_score_clamps.inc()
+        record: dict[str, Any] = {
+            "grounding": {
+                "model_score": raw,
+                "documents_mean_score": mean,
+                "max_distance": self._max_distance,
+                "clamped": score != raw,
+            },
+            "as_of": context.as_of.isoformat() if context.as_of else None,
+            "refresh": {
+                "reason": decision.reason,
+                "novelty": round(decision.novelty, 3),
+                "unseen_documents": decision.unseen,
+            },
+        }
+        return EntityDigested(
             event_id=event_id_for(f"{key}:{lease.fencing_token}"),
             correlation_id=refresh.entity.key,
             entity=refresh.entity,
@@ -161,12 +218,16 @@ class EntityDigester:
             prompt_version=self._profile.prompt_version,
             model=answer.model,
             summary=str(result[self._profile.summary_field]),
-            score=core.overall_score(self._profile, result),
-            details=details,
-            document_ids=[doc.id for doc in documents],
+            score=score,
+            details=answer_details(self._profile, result, record),
+            document_ids=[doc.id for doc in context.documents],
         )
-        await self._publish(digested)
-        ref = await self._cache.put(key, digested)
-        await self._state.record_success(key, lease.fencing_token, ref)
-        self._metrics.analyses.labels(label, "succeeded").inc()
-        logger.info("digest published", extra={"work_key": key, "documents": len(documents)})
+
+
+def _as_of(digest: EntityDigested | None) -> datetime | None:
+    """The database time of the digest's context read, as recorded in its details."""
+    value = digest.details.get("as_of") if digest is not None else None
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

@@ -1,54 +1,111 @@
-"""Read-only queries on the archiver's tables for entity digests (pgvector TOP-K).
+"""Read-only queries on the archiver's tables for entity digests (pgvector).
 
-The representative vector is the mean of the entity's document embeddings; the context is the
-entity's documents nearest to it by cosine distance (a document's distance is that of its
-nearest chunk). The entity is matched as the archiver stores it: kind + normalised name.
+- `top_k`: the context. The representative vector is the mean of the entity's chunk
+  embeddings; the context is the entity's documents nearest to it by cosine distance (a
+  document's distance is that of its nearest chunk), each with its score for the entity and
+  its analysis summary, read together with the database's `now()`: the digest's "as of".
+- `observe`: what the refresh policy weighs, as of a last digest: the documents linked since
+  (a vector each: the mean of its chunks; a score), and the baseline (the representative
+  vector at that time and the latest documents before it). Both read in one snapshot, with
+  the database's `now()`, so "since" and "now" are on the database's clock, like `stored_at`.
+
+A document's score for an entity is the mention's own (`document_entities.score`, e.g. a
+news item's impact on that company) or else the document's overall one (its latest analysis).
+The entity is matched as the archiver stores it: kind + normalised name.
 """
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sift_analyzer import refresh_policy
+from sift_analyzer.refresh_policy import Arrival, Baseline
 from sift_common.contracts import EntityRef
 
+_ENTITY = "SELECT id FROM entities WHERE kind = :kind AND normalized_name = :name"
+# The latest analysis of document d (its overall score and summary).
+_LATEST_ANALYSIS = """
+    LEFT JOIN LATERAL (
+        SELECT a.score, a.result ->> 'summary' AS summary FROM analyses a
+        WHERE a.document_id = d.id ORDER BY a.created_at DESC, a.id DESC LIMIT 1
+    ) a ON true"""
+
 _TOP_K = text(
-    """
-    WITH entity AS (
-        SELECT id FROM entities WHERE kind = :kind AND normalized_name = :name
-    ), chunks AS (
+    f"""
+    WITH entity AS ({_ENTITY}), chunks AS (
         SELECT e.document_id, e.embedding
         FROM embeddings e
         JOIN document_entities de ON de.document_id = e.document_id
         WHERE de.entity_id = (SELECT id FROM entity)
     ), representative AS (
         SELECT avg(embedding) AS v FROM chunks
+    ), nearest AS (
+        SELECT c.document_id, min(c.embedding <=> r.v) AS distance
+        FROM chunks c CROSS JOIN representative r
+        GROUP BY c.document_id
+        ORDER BY distance, c.document_id
+        LIMIT :k
     )
-    SELECT d.id, d.title, d.body, min(c.embedding <=> r.v) AS distance
-    FROM chunks c
-    JOIN documents d ON d.id = c.document_id
-    CROSS JOIN representative r
-    GROUP BY d.id, d.title, d.body
-    ORDER BY distance, d.id
-    LIMIT :k
-    """
+    SELECT d.id, d.title, d.body, n.distance, COALESCE(de.score, a.score) AS score,
+           a.summary, now() AS as_of
+    FROM nearest n
+    JOIN documents d ON d.id = n.document_id
+    JOIN document_entities de ON de.document_id = d.id AND de.entity_id = (SELECT id FROM entity)
+    {_LATEST_ANALYSIS}
+    ORDER BY n.distance, d.id
+    """  # noqa: S608  (constant fragments only)
 )
 
-_LINKED_SINCE = text(
-    """
-    SELECT EXISTS (
-        SELECT 1 FROM document_entities de
-        JOIN entities en ON en.id = de.entity_id
-        JOIN documents d ON d.id = de.document_id
-        WHERE en.kind = :kind AND en.normalized_name = :name AND d.stored_at > :since
-    )
-    """
+# Documents linked to the entity and stored since a time, oldest first, each with the mean of
+# its chunk vectors (NULL when it has none) and its score.
+_ARRIVALS = text(
+    f"""
+    WITH entity AS ({_ENTITY})
+    SELECT d.id, d.stored_at, COALESCE(de.score, a.score) AS score,
+           (SELECT avg(e.embedding) FROM embeddings e WHERE e.document_id = d.id)::real[] AS v
+    FROM document_entities de
+    JOIN documents d ON d.id = de.document_id
+    {_LATEST_ANALYSIS}
+    WHERE de.entity_id = (SELECT id FROM entity) AND d.stored_at > :since
+    ORDER BY d.stored_at, d.id
+    LIMIT :limit
+    """  # noqa: S608  (constant fragments only)
 )
 
-_STORED_SINCE = text(
-    "SELECT EXISTS (SELECT 1 FROM documents WHERE id IN :ids AND stored_at > :since)"
-).bindparams(bindparam("ids", expanding=True))
+# The representative vector as TOP-K computed it at `as_of` (documents stored until then).
+_REPRESENTATIVE = text(
+    f"""
+    WITH entity AS ({_ENTITY})
+    SELECT avg(e.embedding)::real[]
+    FROM embeddings e
+    JOIN document_entities de ON de.document_id = e.document_id
+    JOIN documents d ON d.id = e.document_id
+    WHERE de.entity_id = (SELECT id FROM entity) AND d.stored_at <= :as_of
+    """  # noqa: S608  (constant fragments only)
+)
+
+# The latest documents stored until `as_of`, newest first: the policy's memory.
+_RECENT = text(
+    f"""
+    WITH entity AS ({_ENTITY})
+    SELECT COALESCE(de.score, a.score) AS score,
+           (SELECT avg(e.embedding) FROM embeddings e WHERE e.document_id = d.id)::real[] AS v
+    FROM document_entities de
+    JOIN documents d ON d.id = de.document_id
+    {_LATEST_ANALYSIS}
+    WHERE de.entity_id = (SELECT id FROM entity) AND d.stored_at <= :as_of
+    ORDER BY d.stored_at DESC, d.id DESC
+    LIMIT :memory
+    """  # noqa: S608  (constant fragments only)
+)
+
+# A burst beyond this many unseen documents is judged on its first ones: far more than any
+# threshold needs, and it bounds the work of one decision.
+MAX_ARRIVALS = 500
 
 
 @dataclass(frozen=True)
@@ -57,6 +114,20 @@ class ContextDocument:
     title: str | None
     body: str
     distance: float
+    score: float | None = None
+    summary: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    documents: list[ContextDocument]
+    as_of: datetime | None  # the database's now() at the read; None without documents
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: datetime
+    arrivals: list[Arrival]
 
 
 def normalized_name(entity: EntityRef) -> str:
@@ -64,29 +135,66 @@ def normalized_name(entity: EntityRef) -> str:
     return entity.key.split(":", 1)[1]
 
 
+def _entity(entity: EntityRef) -> dict[str, str]:
+    return {"kind": entity.kind, "name": normalized_name(entity)}
+
+
 class DigestStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def top_k(self, entity: EntityRef, k: int) -> list[ContextDocument]:
-        params = {"kind": entity.kind, "name": normalized_name(entity), "k": k}
+    async def top_k(self, entity: EntityRef, k: int) -> Context:
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(_TOP_K, params)).all()
-        return [ContextDocument(r.id, r.title, r.body, float(r.distance)) for r in rows]
+            rows = (await conn.execute(_TOP_K, {**_entity(entity), "k": k})).all()
+        documents = [
+            ContextDocument(
+                r.id,
+                r.title,
+                r.body,
+                float(r.distance),
+                None if r.score is None else float(r.score),
+                r.summary if isinstance(r.summary, str) and r.summary.strip() else None,
+            )
+            for r in rows
+        ]
+        return Context(documents, rows[0].as_of if rows else None)
 
-    async def linked_since(self, entity: EntityRef, since: datetime) -> bool:
-        """Whether any document linked to the entity was stored after `since`."""
-        params = {"kind": entity.kind, "name": normalized_name(entity), "since": since}
-        async with self._engine.connect() as conn:
-            return bool(await conn.scalar(_LINKED_SINCE, params))
+    async def observe(self, entity: EntityRef, since: datetime) -> Observation:
+        """The documents linked since `since` and the database's clock, in one snapshot."""
+        async with self._snapshot() as conn:
+            now = await conn.scalar(text("SELECT now()"))
+            params = {**_entity(entity), "since": since, "limit": MAX_ARRIVALS}
+            rows = (await conn.execute(_ARRIVALS, params)).all()
+        arrivals = [refresh_policy.arrival(r.stored_at, r.v, _score(r.score)) for r in rows]
+        return Observation(now, arrivals)
 
-    async def stored_since(self, document_ids: list[str], since: datetime) -> bool:
-        """Whether any of these documents was stored after `since`."""
-        if not document_ids:
-            return False
+    async def baseline(self, entity: EntityRef, as_of: datetime) -> Baseline:
+        """What a digest made at `as_of` saw: the representative vector then, and the latest
+        documents (vector, score) stored until then."""
+        async with self._snapshot() as conn:
+            params = {**_entity(entity), "as_of": as_of}
+            representative = await conn.scalar(_REPRESENTATIVE, params)
+            memory = {**params, "memory": refresh_policy.MEMORY}
+            rows = (await conn.execute(_RECENT, memory)).all()
+        recent: Sequence[tuple[Sequence[float] | None, float | None]] = [
+            (r.v, _score(r.score)) for r in rows
+        ]
+        return refresh_policy.baseline_of(representative, recent)
+
+    @asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only REPEATABLE READ transaction: its statements see one snapshot and share
+        one now(), so "stored since" and "now" cannot disagree."""
         async with self._engine.connect() as conn:
-            return bool(await conn.scalar(_STORED_SINCE, {"ids": document_ids, "since": since}))
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                await conn.execute(text("SET TRANSACTION READ ONLY"))
+                yield conn
 
     async def ping(self) -> None:
         async with self._engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+
+def _score(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -14,7 +14,7 @@ from sift_analyzer.core import InvalidOutputError, Messages, repair_messages, va
 from sift_analyzer.metrics import AnalyzerMetrics
 from sift_analyzer.profiles import PromptProfile
 from sift_common.errors import InvalidMessageError, SiftError
-from sift_common.gateway_client import GatewayClient, GatewayRequestError, Priority
+from sift_common.gateway_client import ChatResult, GatewayClient, GatewayRequestError, Priority
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +22,33 @@ logger = logging.getLogger(__name__)
 class OutputFailedError(SiftError):
     """The model's output stayed invalid after the repair attempt."""
 
+    def __init__(self, message: str, usage: "Usage | None" = None) -> None:
+        super().__init__(message)
+        self.usage = usage or Usage()
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one answer cost: LLM calls (a repair is a second) and tokens as vLLM counted."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def plus(self, result: ChatResult) -> "Usage":
+        return Usage(
+            self.calls + 1,
+            self.prompt_tokens + (result.prompt_tokens or 0),
+            self.completion_tokens + (result.completion_tokens or 0),
+        )
+
 
 @dataclass(frozen=True)
 class Answer:
     result: dict[str, Any]
     model: str
     repaired: bool
+    usage: Usage = Usage()
 
 
 class StructuredLlm:
@@ -43,20 +64,25 @@ class StructuredLlm:
         priority: Priority,
         request_id: str,
     ) -> Answer:
-        content, finish, model = await self._call(profile, label, messages, priority, request_id)
+        first = await self._call(profile, label, messages, priority, request_id)
+        usage = Usage().plus(first)
         try:
-            return Answer(validate_output(profile, content, finish), model, repaired=False)
-        except InvalidOutputError as first:
-            logger.warning("invalid model output, asking for a repair: %s", first)
-            repair = repair_messages(messages, content, str(first))
-            content, finish, model = await self._call(
+            result = validate_output(profile, first.content, first.finish_reason)
+            return Answer(result, first.model, repaired=False, usage=usage)
+        except InvalidOutputError as problem:
+            logger.warning("invalid model output, asking for a repair: %s", problem)
+            repair = repair_messages(messages, first.content, str(problem))
+            second = await self._call(
                 profile, label, repair, priority, f"{request_id}:repair", attempt="repair"
             )
+            usage = usage.plus(second)
             try:
-                return Answer(validate_output(profile, content, finish), model, repaired=True)
-            except InvalidOutputError as second:
+                result = validate_output(profile, second.content, second.finish_reason)
+                return Answer(result, second.model, repaired=True, usage=usage)
+            except InvalidOutputError as again:
                 raise OutputFailedError(
-                    f"model output invalid after one repair: first {first}; then {second}"
+                    f"model output invalid after one repair: first {problem}; then {again}",
+                    usage=usage,
                 ) from None
 
     async def _call(
@@ -67,7 +93,7 @@ class StructuredLlm:
         priority: Priority,
         request_id: str,
         attempt: str = "first",
-    ) -> tuple[str, str | None, str]:
+    ) -> ChatResult:
         self._metrics.llm_calls.labels(label, attempt).inc()
         started = time.perf_counter()
         try:
@@ -85,4 +111,4 @@ class StructuredLlm:
             raise InvalidMessageError(f"the gateway refused the request: {exc}") from exc
         finally:
             self._metrics.llm_latency.labels(label).observe(time.perf_counter() - started)
-        return answer.content, answer.finish_reason, answer.model
+        return answer

@@ -32,10 +32,27 @@ class AnalyzerMetrics:
             ["profile", "attempt"],
             registry=r,
         )
+        self.mentions_refused = Counter(
+            "sift_analyzer_entity_mentions_refused",
+            "Entity mentions from a model that the checks refused (never stored), by reason",
+            ["profile", "reason"],
+            registry=r,
+        )
         self.skips = Counter(
             "sift_analyzer_skips",
             "Work skipped without an LLM call",
             ["work", "reason"],
+            registry=r,
+        )
+        self.digest_refreshes = Counter(
+            "sift_analyzer_digest_refreshes",
+            "Digests the refresh policy asked for, by reason (first, novelty, sla)",
+            ["reason"],
+            registry=r,
+        )
+        self.digest_score_clamps = Counter(
+            "sift_analyzer_digest_score_clamps",
+            "Digest scores moved back within the set distance of their documents' mean",
             registry=r,
         )
         self.lock_contention = Counter(

@@ -32,12 +32,25 @@ class EntitySpec(BaseModel):
     kind_field: str | None = None  # ... or the field holding it
     ticker: str | None = None
     score: str | None = None
+    # The kinds a model's mention may have to be stored (subjects are always stored).
+    kinds: frozenset[str] = frozenset({"company", "business"})
 
     @model_validator(mode="after")
     def _one_kind(self) -> "EntitySpec":
         if (self.kind is None) == (self.kind_field is None):
             raise ValueError("give exactly one of kind or kind_field")
         return self
+
+
+class Example(BaseModel):
+    """A worked example shown to the model before the document (few-shot), in a language."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    language: str = Field(min_length=2)
+    title: str | None = None
+    body: str = Field(min_length=1)
+    answer: dict[str, Any]
 
 
 class PromptProfile(BaseModel):
@@ -51,6 +64,10 @@ class PromptProfile(BaseModel):
     template: str
     json_schema: dict[str, Any] = Field(alias="schema")
     score_field: str | None = None
+    # When set, the score field is a label (e.g. "good") and Sift maps it to 0–100 itself:
+    # a small model picks a word more reliably than it places a number on a scale.
+    score_map: dict[str, float] | None = None
+    examples: list[Example] = Field(default_factory=list)
     _output: type[BaseModel] = PrivateAttr()
 
     @property
@@ -62,11 +79,30 @@ class PromptProfile(BaseModel):
         if unknown := used - placeholders:
             raise ValueError(f"template uses unknown placeholders {sorted(unknown)}")
         self._output = model_from_schema(self.json_schema, name)
+        for n, example in enumerate(self.examples, 1):
+            try:
+                self._output.model_validate(example.answer)
+            except ValidationError as exc:
+                raise ValueError(f"example {n} does not match the schema: {exc}") from None
+        if self.score_map is not None:
+            self._check_score_map()
+
+    def _check_score_map(self) -> None:
+        assert self.score_map is not None
+        field = self.json_schema.get("properties", {}).get(self.score_field or "", {})
+        labels = set(field.get("enum", []))
+        if set(self.score_map) != labels:
+            raise ValueError(
+                f"score_map must map exactly the enum of {self.score_field!r} ({sorted(labels)})"
+            )
+        if not all(0 <= score <= 100 for score in self.score_map.values()):
+            raise ValueError("score_map scores must lie in 0-100")
 
 
 class DocumentProfile(PromptProfile):
     analysis_type: str = Field(min_length=1)
     max_body_chars: int = Field(default=3000, gt=0)
+    max_body_tokens: int | None = Field(default=None, gt=0)  # estimated: core.clip_to_tokens
     entities: EntitySpec | None = None
 
     @model_validator(mode="after")

@@ -1,9 +1,9 @@
 """A pydantic model from a profile's JSON schema, so model outputs are validated by pydantic.
 
 Only the subset the profiles use (and a small model can fill) is supported: objects with
-`properties`/`required`, strings with `maxLength`/`minLength`/`enum`, integers and numbers with
-`minimum`/`maximum`, booleans, and arrays with `items`/`maxItems`/`minItems`. Anything else is
-a profile error at start-up, not a surprise at run time.
+`properties`/`required`, strings with `maxLength`/`minLength`/`pattern`/`enum`, integers and
+numbers with `minimum`/`maximum`, booleans, and arrays with `items`/`maxItems`/`minItems`.
+Anything else is a profile error at start-up, not a surprise at run time.
 """
 
 from typing import Annotated, Any, Literal
@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
 _NUMBER_BOUNDS = {"minimum": "ge", "maximum": "le"}
-_STRING_BOUNDS = {"maxLength": "max_length", "minLength": "min_length"}
+_STRING_BOUNDS = {"maxLength": "max_length", "minLength": "min_length", "pattern": "pattern"}
 _ARRAY_BOUNDS = {"maxItems": "max_length", "minItems": "min_length"}
 
 
@@ -57,6 +57,11 @@ def _annotation(schema: dict[str, Any], where: str) -> Any:
             raise SchemaError(f"{where}: enum must list strings")
         return Literal[values]
     if kind == "string":
+        if "pattern" in schema and {"maxLength", "minLength"} & set(schema):
+            # vLLM's xgrammar refuses the pair with a 400 on every request: fail at start-up.
+            raise SchemaError(
+                f"{where}: bound the length inside the pattern, not with max/minLength"
+            )
         return Annotated[str, Field(strict=True, **_bounds(schema, _STRING_BOUNDS))]
     if kind == "integer":
         return Annotated[int, Field(strict=True, **_bounds(schema, _NUMBER_BOUNDS))]

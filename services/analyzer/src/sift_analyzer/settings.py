@@ -1,9 +1,12 @@
 """The analyzer's settings: shared fragments plus its own `SIFT_ANALYZER_*` variables."""
 
+from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from sift_analyzer.entities import BUNDLED_KNOWN_ENTITIES
+from sift_analyzer.refresh_policy import RefreshPolicy
 from sift_common.messaging.topology import DEFAULT_RETRY_DELAYS_MS
 from sift_common.settings import DatabaseSettings, GatewaySettings, RabbitSettings, RedisSettings
 
@@ -16,13 +19,29 @@ class AnalyzerSettings(RabbitSettings, RedisSettings, DatabaseSettings, GatewayS
     analyzer_profiles: Path = Field(
         default=BUNDLED_PROFILES, description="SIFT_ANALYZER_PROFILES: analysis profiles YAML"
     )
+    analyzer_known_entities: Path = Field(
+        default=BUNDLED_KNOWN_ENTITIES,
+        description="SIFT_ANALYZER_KNOWN_ENTITIES: canonical names, tickers and aliases YAML",
+    )
     # vLLM's batch is 32 sequences on the local CPU profile: one delivery in flight per slot.
     analyzer_prefetch: int = Field(default=24, ge=1, le=1000)
     analyzer_digest_prefetch: int = Field(default=4, ge=1, le=1000)
     analyzer_lock_lease_ms: int = Field(default=30_000, ge=100)
     analyzer_lock_wait_s: float = Field(default=2.0, ge=0)
     analyzer_result_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
-    analyzer_digest_interval_s: float = Field(default=3600.0, ge=0)
+    # Digest refresh policy (refresh_policy.py; docs/analyzer.md has the bench behind them).
+    analyzer_digest_novelty_threshold: float = Field(
+        default=3.0, gt=0, description="accumulated novelty of new documents that earns a digest"
+    )
+    analyzer_digest_sla_s: float = Field(
+        default=6 * 3600.0, gt=0, description="longest a new document waits for a digest"
+    )
+    analyzer_digest_min_interval_s: float = Field(
+        default=900.0, ge=0, description="digests of one entity never come closer than this"
+    )
+    analyzer_digest_max_score_distance: float = Field(
+        default=15.0, ge=0, le=100, description="digest score at most this far from its docs' mean"
+    )
     analyzer_digest_top_k: int = Field(default=8, ge=1, le=100)
     analyzer_stale_after_s: float = Field(
         default=7 * 24 * 3600.0, gt=0, description="documents older than this go at backfill"
@@ -44,6 +63,23 @@ class AnalyzerSettings(RabbitSettings, RedisSettings, DatabaseSettings, GatewayS
         if not delays or min(delays) <= 0:
             raise ValueError("retry delays must be positive and not empty")
         return value
+
+    @model_validator(mode="after")
+    def _digest_times(self) -> "AnalyzerSettings":
+        if self.analyzer_digest_sla_s < self.analyzer_digest_min_interval_s:
+            raise ValueError(
+                "SIFT_ANALYZER_DIGEST_SLA_S must not be shorter than "
+                "SIFT_ANALYZER_DIGEST_MIN_INTERVAL_S"
+            )
+        return self
+
+    @property
+    def refresh_policy(self) -> RefreshPolicy:
+        return RefreshPolicy(
+            threshold=self.analyzer_digest_novelty_threshold,
+            sla=timedelta(seconds=self.analyzer_digest_sla_s),
+            min_interval=timedelta(seconds=self.analyzer_digest_min_interval_s),
+        )
 
     @property
     def retry_delays(self) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ prints the message (naming the field) and exits 1, or 2 when the API cannot be r
 import json
 import os
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Annotated, Any
 
 import httpx
@@ -191,3 +192,14 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     _emit(False, queues, "queues", ["queue", "messages", "dlq"])
     store = [{"table": table, "rows": rows} for table, rows in data["store"].items()]
     _emit(False, store, "store", ["table", "rows"])
+
+
+def _add_plugin_commands() -> None:
+    """Subcommands other installed Sift packages register in the `sift.commands` entry-point
+    group (e.g. the analyzer's `sift eval`): one command line, no import between services."""
+    for point in entry_points(group="sift.commands"):
+        if point.name not in {command.name for command in app.registered_commands}:
+            app.command(point.name)(point.load())
+
+
+_add_plugin_commands()

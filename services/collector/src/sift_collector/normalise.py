@@ -97,4 +97,5 @@ def normalise(incoming: IncomingDocument, limits: Limits = Limits()) -> Document
         kind=incoming.kind,
         published_at=incoming.published_at,
         metadata=incoming.metadata,
+        subjects=incoming.subjects,
     )

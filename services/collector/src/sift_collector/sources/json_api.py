@@ -79,7 +79,9 @@ def map_item(item: Any, config: JsonApiSourceConfig) -> IncomingDocument:
         language=values.pop("language") or config.language,
         published_at=parse_date(_first(fields.published_at, item)),
         metadata=metadata,
-        **values,
+        external_id=values.get("external_id"),
+        url=values.get("url"),
+        title=values.get("title"),
     )
 
 

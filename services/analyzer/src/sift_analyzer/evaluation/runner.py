@@ -1,0 +1,146 @@
+"""Analyses of the labelled documents through the gateway, with the analyzer's own code.
+
+The prompt (`core.document_messages`), the schema check and single repair (`StructuredLlm`)
+and the entity selection (`core.analysis_of`) are the very functions the analyzer runs, so a
+number here is what the pipeline delivers for the same model and profiles.
+"""
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sift_analyzer import core
+from sift_analyzer.entities import KnownEntities
+from sift_analyzer.evaluation.dataset import EvalDocument
+from sift_analyzer.evaluation.scoring import DocRecord
+from sift_analyzer.llm import OutputFailedError, StructuredLlm
+from sift_analyzer.metrics import AnalyzerMetrics
+from sift_analyzer.profiles import DocumentProfile, Profiles
+from sift_common.contracts import Analysis
+from sift_common.errors import InvalidMessageError
+from sift_common.gateway_client import GatewayClient, GatewayUnavailableError
+
+TRANSIENT_TRIES = 4
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of a comparison: analysis profiles, a model profile, the entity checks."""
+
+    name: str
+    profiles: Profiles
+    model: str | None = None  # the gateway model profile; None: each profile's own
+    entity_checks: bool = True
+
+    def profile(self, doc: EvalDocument) -> DocumentProfile:
+        profile = self.profiles.for_kind(doc.kind)
+        return profile.model_copy(update={"model": self.model}) if self.model else profile
+
+
+@dataclass
+class ArmRun:
+    arm: Arm
+    records: list[DocRecord]
+    analyses: dict[str, Analysis]  # by eval document id, for the search part
+    seconds: float
+
+
+async def run_arm(
+    arm: Arm,
+    docs: list[EvalDocument],
+    gateway: GatewayClient,
+    known: KnownEntities,
+    *,
+    concurrency: int,
+    progress: Callable[[], None] = lambda: None,
+) -> ArmRun:
+    llm = StructuredLlm(gateway, AnalyzerMetrics())
+    slots = asyncio.Semaphore(concurrency)
+    analyses: dict[str, Analysis] = {}
+
+    async def one(doc: EvalDocument) -> DocRecord:
+        async with slots:
+            record, analysis = await _analyse(arm, doc, llm, known)
+        if analysis is not None:
+            analyses[doc.id] = analysis
+        progress()
+        return record
+
+    started = time.perf_counter()
+    records = await asyncio.gather(*(one(doc) for doc in docs))
+    return ArmRun(arm, list(records), analyses, time.perf_counter() - started)
+
+
+async def _analyse(
+    arm: Arm, doc: EvalDocument, llm: StructuredLlm, known: KnownEntities
+) -> tuple[DocRecord, Analysis | None]:
+    profile, document = arm.profile(doc), doc.document()
+    messages = core.document_messages(profile, document)
+    started = time.perf_counter()
+    for attempt in range(TRANSIENT_TRIES):
+        try:
+            answer = await llm.ask(
+                profile,
+                profile.analysis_type,
+                messages,
+                priority="normal",
+                request_id=f"eval:{doc.id}:{attempt}",
+            )
+            break
+        except OutputFailedError as exc:
+            usage = exc.usage
+            record = DocRecord(
+                doc, False, False, usage.calls, usage.prompt_tokens, usage.completion_tokens,
+                time.perf_counter() - started, error=str(exc)[:300],
+            )  # fmt: skip
+            return record, None
+        except InvalidMessageError as exc:  # the gateway refused the request (a 4xx)
+            record = DocRecord(doc, False, False, 1, 0, 0, time.perf_counter() - started)
+            record.error = str(exc)[:300]
+            return record, None
+        except GatewayUnavailableError:
+            if attempt == TRANSIENT_TRIES - 1:
+                raise
+            await asyncio.sleep(2**attempt)
+    seconds = time.perf_counter() - started
+    unchecked = _unchecked(profile, answer.result, answer.model)
+    if arm.entity_checks:
+        analysis, refused = core.analysis_of(profile, document, answer.result, answer.model, known)
+    else:  # the behaviour before the entity checks: the model's mentions as it said them
+        analysis, refused = unchecked, Counter[str]()
+    sentiment = answer.result.get("sentiment")
+    record = DocRecord(
+        doc,
+        valid_first=not answer.repaired,
+        valid=True,
+        calls=answer.usage.calls,
+        prompt_tokens=answer.usage.prompt_tokens,
+        completion_tokens=answer.usage.completion_tokens,
+        seconds=seconds,
+        sentiment=sentiment if isinstance(sentiment, str) else _sentiment_of(analysis.score),
+        score=analysis.score,
+        entities=list(analysis.entities),
+        unchecked=list(unchecked.entities),
+        refused=refused,
+    )
+    return record, analysis
+
+
+def _unchecked(profile: DocumentProfile, result: dict[str, object], model: str) -> Analysis:
+    return Analysis(
+        analysis_type=profile.analysis_type,
+        prompt_version=profile.prompt_version,
+        model=model,
+        score=core.overall_score(profile, dict(result)),
+        result=dict(result),
+        entities=core.mentions(profile.entities, dict(result)),
+    )
+
+
+def _sentiment_of(score: float | None) -> str | None:
+    """A profile without a sentiment field (the old review profile) is read off its score."""
+    if score is None:
+        return None
+    return "positive" if score >= 60 else "negative" if score <= 40 else "mixed"
