@@ -70,8 +70,9 @@ def queries(archiver_url: str) -> dict[str, Any]:
             answer.raise_for_status()
             return answer.json()
 
-        top = get("/v1/rankings", direction="top", window_days=3650, limit=5)["items"]
-        bottom = get("/v1/rankings", direction="bottom", window_days=3650, limit=5)["items"]
+        ranked = {"window_days": 3650, "limit": 5, "min_documents": 3}
+        top = get("/v1/rankings", direction="top", **ranked)["items"]
+        bottom = get("/v1/rankings", direction="bottom", **ranked)["items"]
         search = get("/v1/search", q="chip maker revenue beats estimates", k=5)["items"]
         entity = get(f"/v1/entities/{top[0]['entity_key']}") if top else None
     return {"top": top, "bottom": bottom, "search": search, "entity": entity}

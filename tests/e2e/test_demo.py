@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from scripts.make_corpus import COMPANIES_EN, COMPANIES_KO
+from sift_analyzer.entities import canonical, load_known_entities
+from sift_common.contracts import EntityRef
 from sift_common.store.embedded import (
     DEFAULT_DATA_DIR,
     start_embedded_postgres,
@@ -78,3 +81,29 @@ async def test_demo_report_matches_the_corpus_and_the_store(tmp_path: Path) -> N
     assert "not JSON" in failed["not-json.json"]
     for query in ("top", "bottom", "search"):
         assert report["queries"][query], query
+    real = corpus_entity_names()
+    ranked = [item["name"] for query in ("top", "bottom") for item in report["queries"][query]]
+    assert set(ranked) <= real, set(ranked) - real  # no sentences, sentiment words, inventions
+
+
+def corpus_entity_names() -> set[str]:
+    """Every company and business the corpus is about, under its canonical name."""
+    known = load_known_entities()
+    companies = COMPANIES_EN + COMPANIES_KO
+    refs = [EntityRef(kind="company", name=c.name, ticker=c.ticker) for c in companies]
+    for path in [DATA / "api.json", DATA / "amqp.json", *sorted((DATA / "drop").glob("*"))]:
+        for line in (
+            path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
+        ):
+            try:
+                records = json.loads(line)
+            except ValueError:
+                continue  # the deliberately malformed records
+            items = records.get("documents", [records]) if isinstance(records, dict) else records
+            refs += [
+                EntityRef(**s)
+                for item in items
+                if isinstance(item, dict)
+                for s in item.get("subjects", [])
+            ]
+    return {canonical(known, ref, None).name for ref in refs}

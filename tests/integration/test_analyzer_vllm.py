@@ -12,9 +12,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sift_analyzer.app import Analyzer
+from sift_analyzer.entities import load_known_entities
+from sift_analyzer.evaluation import scoring
+from sift_analyzer.evaluation.dataset import load_eval_set
+from sift_analyzer.evaluation.runner import Arm, run_arm
 from sift_analyzer.profiles import load_profiles
 from sift_analyzer.settings import BUNDLED_PROFILES
 from sift_common.contracts import Document, DocumentCollected, EntityRef, EntityRefresh
+from sift_common.gateway_client import GatewayClient
 from sift_common.messaging.topology import ARCHIVER_DIGESTS, ARCHIVER_DOCUMENTS
 from sift_common.store import migrate
 from sift_common.store.engine import create_engine
@@ -136,10 +141,44 @@ async def test_each_document_kind_is_analysed_into_a_schema_valid_result(
         profile.output_model.model_validate(result.analysis.result)  # schema-valid
         assert result.correlation_id == result.document.id
     news, review = results["news"].analysis, results["review"].analysis
-    assert news.score == news.result["impact"]
-    assert review.score == review.result["overall_score"]
+    news_map, review_map = (
+        PROFILES.for_kind("news").score_map,
+        PROFILES.for_kind("review").score_map,
+    )
+    assert news_map is not None
+    assert review_map is not None
+    assert news.score == news_map[news.result["effect"]]  # directional: 0 worst, 50 none
+    assert review.score == review_map[review.result["satisfaction"]]
     assert results["generic"].analysis.score is None
     assert await chat_requests(gateway.url) >= len(DOCUMENTS)
+
+
+async def test_the_eval_harness_reports_what_the_gateway_served(gateway: RunningGateway) -> None:
+    """`sift eval`'s smoke: one labelled document per slice through the analyzer's own code;
+    the records are complete and their LLM calls are the gateway's. Not the model's scores."""
+    known = load_known_entities()
+    evalset = load_eval_set(Path(__file__).resolve().parents[2] / "eval")
+    firsts = {f"{d.language}-{d.kind}": d for d in reversed(evalset.documents)}
+    async with GatewayClient(gateway.url) as client:
+        run = await run_arm(
+            Arm("smoke", PROFILES), list(firsts.values()), client, known, concurrency=4
+        )
+    assert len(run.records) == 4
+    for record in run.records:
+        assert record.calls >= 1
+        assert record.valid or record.error, record
+        if record.valid:
+            assert record.prompt_tokens > 0
+            assert record.completion_tokens > 0
+            assert record.score is not None
+            assert 0 <= record.score <= 100
+            assert scoring.entity_counts(known, record, record.entities)[3:] == (
+                (len(record.doc.subjects),) * 2  # every publisher subject is kept
+            )
+    assert await chat_requests(gateway.url) == sum(r.calls for r in run.records)
+    metrics = scoring.grouped(known, run.records)
+    assert metrics["all"]["documents"] == 4
+    assert set(metrics["language"]) == {"en", "ko"}
 
 
 async def test_a_burst_of_refreshes_yields_one_digest_and_a_fresh_one_is_skipped(

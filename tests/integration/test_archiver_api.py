@@ -213,6 +213,12 @@ async def test_rankings_top_and_bottom_with_pages(api: RunningArchiver) -> None:
         "mean_score": 10.0,
         "documents": 1,
     }
+    assert all(
+        i["documents"] >= 2 for i in (await get(api, "/v1/rankings", min_documents=2))["items"]
+    )
+    assert "company:globex" not in {
+        i["entity_key"] for i in (await get(api, "/v1/rankings", min_documents=2))["items"]
+    }
     first = await get(api, "/v1/rankings", limit=2)
     second = await get(api, "/v1/rankings", limit=2, cursor=first["next_cursor"])
     assert [i["entity_key"] for i in first["items"] + second["items"]] == [

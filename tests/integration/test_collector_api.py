@@ -126,6 +126,22 @@ async def test_single_document_and_priority(
     assert events[batch.json()["accepted"][0]["id"]].priority == "backfill"
 
 
+async def test_publisher_subjects_travel_with_the_document(
+    start_collector: StartCollector, rabbit_url: str, namespace: str
+) -> None:
+    collector = await start_collector()
+    subjects = [
+        {"kind": "business", "name": "Casa Luna"},
+        {"kind": "company", "name": "Acme", "ticker": "ACME"},
+    ]
+    async with client_for(collector) as client:
+        answer = await post(client, doc(1, kind="review", subjects=subjects))
+    assert answer.status_code == 202
+    [message] = await collected(rabbit_url, namespace)
+    event = DocumentCollected.model_validate_json(message.body)
+    assert [s.model_dump(exclude_none=True) for s in event.document.subjects] == subjects
+
+
 BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str, str | None]] = [
     # (name, request kwargs, status, error code, field named)
     ("malformed JSON", {"content": b'{"documents": [', "key": KEY}, 400, "invalid_json", None),
@@ -166,6 +182,13 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str, str | None]] = [
         422,
         "batch_too_large",
         "documents",
+    ),
+    (
+        "a subject without a name",
+        {"json": {"documents": [doc(1, subjects=[{"kind": "company"}])]}, "key": KEY},
+        422,
+        "invalid_request",
+        "documents[0].subjects[0].name",
     ),
     (
         "not an http URL",

@@ -134,14 +134,20 @@ def _score_routes(router: APIRouter, service: QueryService) -> None:
         direction: Literal["top", "bottom"] = "top",
         window_days: Annotated[int, Query(ge=1, le=3650)] = 30,
         kind: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+        min_documents: Annotated[
+            int, Query(ge=1, le=10_000, description="ignore entities with fewer documents")
+        ] = 1,
         cursor: Cursor = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 10,
         fmt: FormatQ = "json",
     ) -> Response:
-        """Entities with the highest (top) or lowest (bottom) mean score over a window."""
+        """Entities with the highest (top) or lowest (bottom) mean score over a window.
+        Scores are directional (0-100, 50 neutral), so top is best and bottom worst."""
         offset = cursor_offset(cursor)
         async with service.pool.acquire() as conn:
-            rows = await queries.rankings(conn, direction, window_days, kind, offset, limit + 1)
+            rows = await queries.rankings(
+                conn, direction, window_days, kind, offset, limit + 1, min_documents
+            )
         next_cursor = encode_cursor({"offset": offset + limit}) if len(rows) > limit else None
         return list_response(rows[:limit], next_cursor, fmt, RANKING_COLUMNS)
 

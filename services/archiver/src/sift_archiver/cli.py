@@ -114,13 +114,15 @@ def top(
     window_days: int = 30,
     limit: int = 10,
     kind: str | None = None,
+    min_documents: Annotated[int, typer.Option(help="ignore entities with fewer")] = 1,
     cursor: str | None = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Entities with the highest (or --bottom lowest) mean score over a window."""
+    """Entities with the highest (or --bottom lowest) mean score over a window: scores are
+    directional (0-100, 50 neutral), so top is best and bottom worst."""
     direction = "bottom" if bottom else "top"
     params = {"direction": direction, "window_days": window_days, "limit": limit, "kind": kind,
-              "cursor": cursor}  # fmt: skip
+              "min_documents": min_documents, "cursor": cursor}  # fmt: skip
     data = _get(ctx, "/v1/rankings", params)
     columns = ["entity_key", "name", "ticker", "mean_score", "documents"]
     _emit(as_json, data, f"{direction} entities, last {window_days} days", columns)

@@ -81,9 +81,10 @@ async def rankings(
     kind: str | None,
     offset: int,
     limit: int,
+    min_documents: int = 1,
 ) -> list[dict[str, Any]]:
     order = "DESC" if direction == "top" else "ASC"
-    args: list[Any] = [window_days, kind, offset, limit]
+    args: list[Any] = [window_days, kind, offset, limit, min_documents]
     rows = await conn.fetch(
         f"""SELECT e.kind || ':' || e.normalized_name AS entity_key, e.kind, e.name, e.ticker,
                    avg(de.score) AS mean_score, count(*) AS documents
@@ -93,7 +94,7 @@ async def rankings(
             WHERE de.score IS NOT NULL
               AND {DOC_TIME} >= now() - make_interval(days => $1)
               AND ($2::text IS NULL OR e.kind = $2)
-            GROUP BY e.id ORDER BY mean_score {order}, entity_key
+            GROUP BY e.id HAVING count(*) >= $5 ORDER BY mean_score {order}, entity_key
             OFFSET $3 LIMIT $4""",  # noqa: S608  (ASC or DESC only)
         *args,
     )
