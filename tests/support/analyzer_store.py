@@ -12,6 +12,7 @@ from sift_common.contracts import EntityRef
 from sift_common.store.engine import session_factory
 from sift_common.store.models import (
     EMBEDDING_DIM,
+    Analysis,
     Document,
     DocumentEntity,
     Embedding,
@@ -41,9 +42,17 @@ async def seed_entity(engine: AsyncEngine, entity: EntityRef) -> int:
 
 
 async def seed_document(
-    engine: AsyncEngine, entity_id: int, title: str, body: str, vector: list[float]
+    engine: AsyncEngine,
+    entity_id: int,
+    title: str,
+    body: str,
+    vector: list[float],
+    *,
+    score: float | None = 50.0,
+    summary: str | None = None,
 ) -> str:
-    """One stored, embedded document linked to the entity; returns its id."""
+    """One stored, embedded document linked to the entity (with its score for it, and an
+    analysis carrying `summary` when given); returns its id."""
     document_id = hashlib.sha256(f"seed:{title}".encode()).hexdigest()
     async with session_factory(engine).begin() as session:
         session.add(
@@ -58,7 +67,18 @@ async def seed_document(
             )
         )
         await session.flush()
-        session.add(DocumentEntity(document_id=document_id, entity_id=entity_id, score=50.0))
+        session.add(DocumentEntity(document_id=document_id, entity_id=entity_id, score=score))
+        if summary is not None:
+            session.add(
+                Analysis(
+                    document_id=document_id,
+                    analysis_type="news",
+                    prompt_version="seed",
+                    model="seed",
+                    result={"summary": summary},
+                    score=score,
+                )
+            )
         session.add(
             Embedding(
                 document_id=document_id,

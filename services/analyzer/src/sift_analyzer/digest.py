@@ -47,7 +47,7 @@ from sift_analyzer.refresh_policy import Decision, RefreshPolicy
 from sift_common.contracts import EntityDigested, EntityRefresh
 from sift_common.errors import InvalidMessageError
 from sift_common.locks import Lease, LeaseLock
-from sift_common.skip import AnalysisStateRepository
+from sift_common.skip import AnalysisStateRepository, Clock, WorkState, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +71,12 @@ class EntityDigester:
         policy: RefreshPolicy,
         top_k: int,
         max_score_distance: float,
+        clock: Clock = utc_now,
     ) -> None:
         self._profile, self._llm, self._redis = profile, llm, redis
         self._state, self._cache, self._store, self._publish = state, cache, store, publish
         self._metrics, self._locks, self._policy = metrics, locks, policy
-        self._top_k, self._max_distance = top_k, max_score_distance
+        self._top_k, self._max_distance, self._clock = top_k, max_score_distance, clock
 
     def work_key(self, refresh: EntityRefresh) -> str:
         p = self._profile
@@ -113,17 +114,7 @@ class EntityDigester:
     async def _judge(self, key: str, refresh: EntityRefresh) -> Decision:
         """The refresh policy's decision on the stored digest (a skip is logged and counted)."""
         state = await self._state.get(key)
-        if state is None or state.last_success_at is None:
-            return Decision(True, "first")
-        # A digest without a recorded as_of (its cache entry expired) falls back to when its
-        # success was recorded: later than its context read, so nothing is counted twice.
-        last = await self._cache.get(key)
-        as_of = _as_of(last) or state.last_success_at
-        seen = await self._store.observe(refresh.entity, as_of)
-        decision = refresh_policy.by_time(self._policy, as_of, seen.now, seen.arrivals)
-        if decision is None:
-            baseline = await self._store.baseline(refresh.entity, as_of)
-            decision = refresh_policy.decide(self._policy, as_of, seen.now, seen.arrivals, baseline)
+        decision = await self._decide(key, refresh, state)
         if decision.refresh:
             return decision
         self._count_skip(_SKIP_LABELS.get(decision.reason, decision.reason))
@@ -134,10 +125,32 @@ class EntityDigester:
                 "reason": decision.reason,
                 "unseen": decision.unseen,
                 "novelty": round(decision.novelty, 2),
-                "result_ref": state.result_ref,
+                "result_ref": state.result_ref if state is not None else None,
             },
         )
         return decision
+
+    async def _decide(self, key: str, refresh: EntityRefresh, state: WorkState | None) -> Decision:
+        # A failed attempt counts too: an entity whose answers keep failing the checks costs
+        # two calls (answer, repair) per minimum interval, not per refresh.
+        if state is not None and state.last_error is not None and self._failed_recently(state):
+            return Decision(False, "min_interval")
+        if state is None or state.last_success_at is None:
+            return Decision(True, "first")
+        # A digest without a recorded as_of (its cache entry expired) falls back to when its
+        # success was recorded (the analyzer's clock, after its LLM call): documents stored
+        # during that call go uncounted by the policy, though the next context has them.
+        as_of = _as_of(await self._cache.get(key)) or state.last_success_at
+        seen = await self._store.observe(refresh.entity, as_of)
+        decision = refresh_policy.by_time(self._policy, as_of, seen.now, seen.arrivals)
+        if decision is not None:
+            return decision
+        baseline = await self._store.baseline(refresh.entity, as_of)
+        return refresh_policy.decide(self._policy, as_of, seen.now, seen.arrivals, baseline)
+
+    def _failed_recently(self, state: WorkState) -> bool:
+        """On the analyzer's clock, as `analysis_state` records attempts."""
+        return self._clock() - state.last_attempt_at < self._policy.min_interval
 
     def _count_skip(self, reason: str) -> None:
         self._metrics.skips.labels("digest", reason).inc()

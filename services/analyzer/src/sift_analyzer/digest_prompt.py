@@ -6,13 +6,15 @@ ends with the documents' mean score, which the rubric in profiles.yaml tells the
 stay near. The same texts are what the summary is checked against (`grounding`).
 """
 
+import json
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, cast
 
 from pydantic import BaseModel, model_validator
 
-from sift_analyzer import grounding
+from sift_analyzer import core, grounding
 from sift_analyzer.core import Messages
 from sift_analyzer.digest_store import ContextDocument
 from sift_analyzer.profiles import DigestProfile
@@ -56,10 +58,26 @@ def entity_label(entity: EntityRef) -> str:
 def digest_messages(
     profile: DigestProfile, entity: EntityRef, documents: list[ContextDocument]
 ) -> Messages:
+    """System prompt, the profile's worked example in the documents' main language (its
+    `title` is the entity, its `body` the documents block), then the entity's documents. A
+    small model copies the example's shape: without one, SmolLM2 answers "Suhmary"."""
+    messages = [{"role": "system", "content": profile.system}]
+    for example in core.examples_for(profile, main_language(documents)):
+        shown = profile.template.format(entity=example.title or "", documents=example.body)
+        answer = json.dumps(example.answer, ensure_ascii=False)
+        messages += [
+            {"role": "user", "content": shown},
+            {"role": "assistant", "content": answer},
+        ]
     prompt = profile.template.format(
         entity=entity_label(entity), documents=documents_block(profile, documents)
     )
-    return [{"role": "system", "content": profile.system}, {"role": "user", "content": prompt}]
+    return [*messages, {"role": "user", "content": prompt}]
+
+
+def main_language(documents: list[ContextDocument]) -> str | None:
+    languages = Counter(doc.language.split("-")[0].lower() for doc in documents if doc.language)
+    return languages.most_common(1)[0][0] if languages else None
 
 
 def summary_check(
@@ -68,7 +86,11 @@ def summary_check(
     """The grounding check of a summary against exactly the texts the model was shown."""
     sources = [document_text(doc, profile.max_document_chars) for doc in documents]
     names = [entity.name, entity.ticker or ""]
-    return lambda summary: grounding.ungrounded(summary, sources, names)
+    examples = [
+        f"{example.title or ''} {example.body} {example.answer.get(profile.summary_field, '')}"
+        for example in profile.examples
+    ]
+    return lambda summary: grounding.ungrounded(summary, sources, names, examples)
 
 
 def grounded_profile(profile: DigestProfile, check: Callable[[str], str | None]) -> DigestProfile:

@@ -1,13 +1,16 @@
 """Read-only queries on the archiver's tables for entity digests (pgvector).
 
-- `top_k`: the context. The representative vector is the mean of the entity's chunk
-  embeddings; the context is the entity's documents nearest to it by cosine distance (a
-  document's distance is that of its nearest chunk), each with its score for the entity and
-  its analysis summary, read together with the database's `now()`: the digest's "as of".
+- `top_k`: the context, K documents: the ⌈K/2⌉ nearest to the representative vector (the
+  mean of the entity's chunk embeddings; cosine distance, a document's nearest chunk
+  counts), then the latest others. The nearest alone would never show what is new — a new
+  event lies away from the mean by definition — and a digest refreshed because of it must be
+  able to say it. Each with its score for the entity and its analysis summary, read with the
+  database's `now()`: the digest's "as of".
 - `observe`: what the refresh policy weighs, as of a last digest: the documents linked since
-  (a vector each: the mean of its chunks; a score), and the baseline (the representative
-  vector at that time and the latest documents before it). Both read in one snapshot, with
-  the database's `now()`, so "since" and "now" are on the database's clock, like `stored_at`.
+  (a vector each: the mean of its chunks; a score), read in one snapshot with the database's
+  `now()`, so "since" and "now" are on the database's clock, like `stored_at`.
+- `baseline`: what that digest saw: the representative vector at its time, the latest
+  documents before it and a sample of older ones.
 
 A document's score for an entity is the mention's own (`document_entities.score`, e.g. a
 news item's impact on that company) or else the document's overall one (its latest analysis).
@@ -23,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sift_analyzer import refresh_policy
-from sift_analyzer.refresh_policy import Arrival, Baseline
+from sift_analyzer.refresh_policy import Arrival, Baseline, Scored
 from sift_common.contracts import EntityRef
 
 _ENTITY = "SELECT id FROM entities WHERE kind = :kind AND normalized_name = :name"
@@ -36,27 +39,34 @@ _LATEST_ANALYSIS = """
 
 _TOP_K = text(
     f"""
-    WITH entity AS ({_ENTITY}), chunks AS (
-        SELECT e.document_id, e.embedding
-        FROM embeddings e
-        JOIN document_entities de ON de.document_id = e.document_id
+    WITH entity AS ({_ENTITY}), linked AS (
+        SELECT d.id, d.stored_at FROM document_entities de JOIN documents d ON d.id = de.document_id
         WHERE de.entity_id = (SELECT id FROM entity)
+    ), chunks AS (
+        SELECT e.document_id, e.embedding FROM embeddings e JOIN linked l ON l.id = e.document_id
     ), representative AS (
         SELECT avg(embedding) AS v FROM chunks
-    ), nearest AS (
+    ), distances AS (
         SELECT c.document_id, min(c.embedding <=> r.v) AS distance
         FROM chunks c CROSS JOIN representative r
         GROUP BY c.document_id
-        ORDER BY distance, c.document_id
-        LIMIT :k
+    ), nearest AS (
+        SELECT document_id, 0 AS part FROM distances ORDER BY distance, document_id LIMIT :near
+    ), latest AS (
+        SELECT x.document_id, 1 AS part FROM distances x JOIN linked l ON l.id = x.document_id
+        WHERE x.document_id NOT IN (SELECT document_id FROM nearest)
+        ORDER BY l.stored_at DESC, l.id DESC LIMIT :latest
+    ), chosen AS (
+        SELECT * FROM nearest UNION ALL SELECT * FROM latest
     )
-    SELECT d.id, d.title, d.body, n.distance, COALESCE(de.score, a.score) AS score,
-           a.summary, now() AS as_of
-    FROM nearest n
-    JOIN documents d ON d.id = n.document_id
+    SELECT d.id, d.title, d.body, x.distance, COALESCE(de.score, a.score) AS score,
+           a.summary, d.language, now() AS as_of
+    FROM chosen ch
+    JOIN distances x ON x.document_id = ch.document_id
+    JOIN documents d ON d.id = ch.document_id
     JOIN document_entities de ON de.document_id = d.id AND de.entity_id = (SELECT id FROM entity)
     {_LATEST_ANALYSIS}
-    ORDER BY n.distance, d.id
+    ORDER BY ch.part, CASE WHEN ch.part = 0 THEN x.distance END, d.stored_at DESC, d.id
     """  # noqa: S608  (constant fragments only)
 )
 
@@ -103,6 +113,20 @@ _RECENT = text(
     """  # noqa: S608  (constant fragments only)
 )
 
+# Older documents until `as_of` (beyond the latest MEMORY), sampled: ids are sha256 hex, so
+# their order is a uniform, stable shuffle.
+_OLDER = text(
+    f"""
+    WITH entity AS ({_ENTITY}), older AS (
+        SELECT d.id FROM document_entities de JOIN documents d ON d.id = de.document_id
+        WHERE de.entity_id = (SELECT id FROM entity) AND d.stored_at <= :as_of
+        ORDER BY d.stored_at DESC, d.id DESC OFFSET :memory
+    )
+    SELECT (SELECT avg(e.embedding) FROM embeddings e WHERE e.document_id = o.id)::real[] AS v
+    FROM older o ORDER BY o.id LIMIT :memory
+    """  # noqa: S608  (constant fragments only)
+)
+
 # A burst beyond this many unseen documents is judged on its first ones: far more than any
 # threshold needs, and it bounds the work of one decision.
 MAX_ARRIVALS = 500
@@ -116,6 +140,7 @@ class ContextDocument:
     distance: float
     score: float | None = None
     summary: str | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +170,9 @@ class DigestStore:
 
     async def top_k(self, entity: EntityRef, k: int) -> Context:
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(_TOP_K, {**_entity(entity), "k": k})).all()
+            near = (k + 1) // 2
+            params = {**_entity(entity), "near": near, "latest": k - near}
+            rows = (await conn.execute(_TOP_K, params)).all()
         documents = [
             ContextDocument(
                 r.id,
@@ -154,6 +181,7 @@ class DigestStore:
                 float(r.distance),
                 None if r.score is None else float(r.score),
                 r.summary if isinstance(r.summary, str) and r.summary.strip() else None,
+                r.language,
             )
             for r in rows
         ]
@@ -169,17 +197,16 @@ class DigestStore:
         return Observation(now, arrivals)
 
     async def baseline(self, entity: EntityRef, as_of: datetime) -> Baseline:
-        """What a digest made at `as_of` saw: the representative vector then, and the latest
-        documents (vector, score) stored until then."""
+        """What a digest made at `as_of` saw: the representative vector then, the latest
+        documents (vector, score) stored until then and a sample of older ones."""
         async with self._snapshot() as conn:
             params = {**_entity(entity), "as_of": as_of}
             representative = await conn.scalar(_REPRESENTATIVE, params)
             memory = {**params, "memory": refresh_policy.MEMORY}
             rows = (await conn.execute(_RECENT, memory)).all()
-        recent: Sequence[tuple[Sequence[float] | None, float | None]] = [
-            (r.v, _score(r.score)) for r in rows
-        ]
-        return refresh_policy.baseline_of(representative, recent)
+            older = (await conn.execute(_OLDER, memory)).scalars().all()
+        latest: Sequence[Scored] = [(r.v, _score(r.score)) for r in rows]
+        return refresh_policy.baseline_of(representative, latest, older)
 
     @asynccontextmanager
     async def _snapshot(self) -> AsyncIterator[AsyncConnection]:

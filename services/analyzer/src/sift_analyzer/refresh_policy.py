@@ -8,8 +8,9 @@ threshold (review-analysis systems refresh summaries the same way: on volume tim
     novelty(doc) = PER_DOCUMENT                       every document counts a little (volume)
                  + semantic: how much farther the document lies from what the digest saw
                    than usual — from the representative vector (relative to the usual
-                   distance from it), or from its nearest remembered document (relative to
-                   the usual distance between neighbours), whichever is more unusual
+                   distance from it), or from its remembered neighbours (its second-nearest
+                   remembered document, relative to the usual such distance), whichever is
+                   more unusual
                  + deviation: how many standard deviations its score lies from the scores
                    of the latest documents the digest saw
     accumulated  = Σ novelty(doc) + drift, drift = how far the new documents' mean score
@@ -20,13 +21,15 @@ Both per-document terms subtract a slack (ordinary variation adds nothing) and a
 below the default threshold (one document odd in meaning *or* in score cannot force a
 refresh alone; one odd in both can).
 
-Why the nearest remembered document and not only the mean vector: in an embedding space
-every document about an entity lies about equally far from the entity's mean, a new topic
-included; only its distance to the documents already seen tells it apart. The memory is the
-latest MEMORY documents at the digest's time plus MEMORY older ones sampled across the
-entity's history, so a burst that fills the latest slots does not make the entity's usual
-topics look new. A burst of near-duplicates therefore costs about one digest: once a digest
-has seen its first copies, the rest lie next to them.
+Why remembered documents and not only the mean vector: in an embedding space every
+document about an entity lies about equally far from the entity's mean, a new topic
+included; only its distance to the documents already seen tells it apart. Why the *second*
+nearest: a topic the digest has seen once is still news (one document is an anecdote), one
+it has seen twice is covered — so a burst of near-duplicates costs about one digest once a
+digest has seen two copies, and a digest made on a new topic's first document does not mute
+the next two. The memory is the latest MEMORY documents at the digest's time plus MEMORY
+older ones sampled across the entity's history, so a burst that fills the latest slots does
+not make the entity's usual topics look new.
 
 Time rules wrap the sum: nothing unseen → no call; never more often than `min_interval`;
 a document never waits longer than `sla` for a digest that covers it. Everything here is
@@ -46,11 +49,11 @@ Vector = tuple[float, ...]
 Scored = tuple[Sequence[float] | None, float | None]  # a document's vector and score
 
 PER_DOCUMENT = 0.1  # 30 ordinary documents add up to the default threshold on their own
-# Ordinary variation adds nothing: up to the usual distance to the nearest remembered
-# document (a new topic lies ~2 such distances away), twice the usual distance from the
+# Ordinary variation adds nothing: up to 1.2 usual distances to the remembered neighbours
+# (a new topic lies ~2 such distances away), twice the usual distance from the
 # representative vector (every document of the entity lies about equally far from it, so
 # only a document about something else stands out there), 1.5 standard deviations of score.
-NEIGHBOUR_SLACK = 1.0
+NEIGHBOUR_SLACK = 1.2
 CENTRE_SLACK = 2.0
 SCORE_SLACK = 1.5
 CAP = 2.0  # the most one document's semantic or score term adds: below the threshold
@@ -59,6 +62,9 @@ SCALE_FLOOR = 0.02  # cosine distance: an entity with one document has no spread
 DRIFT_SLACK = 3.0  # z of the new documents' mean score below this is noise
 DRIFT_MIN = 3  # scores it takes to speak of a distribution (one is the deviation's business)
 MEMORY = 16  # latest documents remembered, and as many older ones sampled
+# Closer than this fraction of the usual distance from the representative: a near-duplicate
+# (syndicated copies of one story), counted once when measuring the usual neighbour distance.
+DUPLICATE = 0.3
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class Baseline:
 
     representative: Vector | None  # unit
     memory: tuple[Vector, ...]  # unit vectors of the remembered documents
-    neighbour_scale: float  # upper quartile of remembered documents' nearest-other distance
+    neighbour_scale: float  # median distance of a remembered document to its 2nd-nearest
     centre_scale: float  # mean distance of the remembered documents from the representative
     score_centre: float | None  # median score of the latest documents
     score_spread: float  # their median absolute deviation, as a standard deviation
@@ -132,32 +138,49 @@ def baseline_of(
     rep = unit(representative)
     vectors = [vector for vector, _ in latest[:MEMORY]] + list(older[:MEMORY])
     memory = tuple(v for v in map(unit, vectors) if v is not None)
-    scores = [score for _, score in latest[:MEMORY] if score is not None]
-    centre = statistics.median(scores) if scores else None
-    # Median and MAD: the first documents of a shift, already in the latest ones, must not
-    # widen the spread they are measured against.
-    spread = 1.4826 * statistics.median(abs(s - centre) for s in scores) if scores else 0.0
+    centre, spread = _robust([score for _, score in latest[:MEMORY] if score is not None])
+    centre_scale = _centre_scale(rep, memory)
     return Baseline(
         representative=rep,
         memory=memory,
-        neighbour_scale=_neighbour_scale(memory),
-        centre_scale=_centre_scale(rep, memory),
-        score_centre=None if centre is None else float(centre),
-        score_spread=float(spread),
+        neighbour_scale=_neighbour_scale(memory, centre_scale),
+        centre_scale=centre_scale,
+        score_centre=centre,
+        score_spread=spread,
     )
 
 
-def _neighbour_scale(memory: tuple[Vector, ...]) -> float:
-    """The upper quartile, not the median: near-duplicates of a burst among the remembered
-    documents must not shrink what "near" means for everything else."""
-    nearest = [
-        min(cosine_distance(v, m) for j, m in enumerate(memory) if j != i)
-        for i, v in enumerate(memory)
-        if len(memory) > 1
-    ]
-    if len(nearest) < 2:
+def _robust(scores: list[float]) -> tuple[float | None, float]:
+    """Median, and the median absolute deviation as a standard deviation: the first
+    documents of a shift, already among the latest, must not widen the spread they are
+    measured against."""
+    if not scores:
+        return None, 0.0
+    centre = float(statistics.median(scores))
+    return centre, 1.4826 * float(statistics.median(abs(s - centre) for s in scores))
+
+
+def _neighbour_scale(memory: tuple[Vector, ...], centre_scale: float) -> float:
+    """Median distance of a remembered document to its second-nearest other, near-duplicates
+    collapsed first: a burst's copies among the remembered documents must not shrink what
+    "near" means for everything else."""
+    distinct: list[Vector] = []
+    for vector in memory:
+        if all(cosine_distance(vector, kept) >= DUPLICATE * centre_scale for kept in distinct):
+            distinct.append(vector)
+    if len(distinct) < 3:
         return SCALE_FLOOR
-    return max(statistics.quantiles(nearest, n=4)[2], SCALE_FLOOR)
+    usual = [
+        _second_nearest(v, [m for j, m in enumerate(distinct) if j != i])
+        for i, v in enumerate(distinct)
+    ]
+    return max(float(statistics.median(usual)), SCALE_FLOOR)
+
+
+def _second_nearest(vector: Vector, others: Sequence[Vector]) -> float:
+    """Distance to the second-nearest of `others` (the nearest when there is one)."""
+    distances = sorted(cosine_distance(vector, other) for other in others)
+    return distances[min(1, len(distances) - 1)]
 
 
 def _centre_scale(rep: Vector | None, memory: tuple[Vector, ...]) -> float:
@@ -214,8 +237,8 @@ def semantic(baseline: Baseline, vector: Vector | None) -> float:
         distance = cosine_distance(vector, baseline.representative)
         excess.append(distance / baseline.centre_scale - CENTRE_SLACK)
     if baseline.memory:
-        nearest = min(cosine_distance(vector, m) for m in baseline.memory)
-        excess.append(nearest / baseline.neighbour_scale - NEIGHBOUR_SLACK)
+        distance = _second_nearest(vector, baseline.memory)
+        excess.append(distance / baseline.neighbour_scale - NEIGHBOUR_SLACK)
     return min(max(excess), CAP)
 
 

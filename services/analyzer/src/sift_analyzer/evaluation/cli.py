@@ -30,6 +30,7 @@ from sift_analyzer.entities import (
 )
 from sift_analyzer.evaluation import report, scoring
 from sift_analyzer.evaluation.dataset import EvalSet, EvalSetError, load_eval_set
+from sift_analyzer.evaluation.retrieval import EmbeddingArm, evaluate_embeddings
 from sift_analyzer.evaluation.runner import Arm, ArmRun, run_arm
 from sift_analyzer.evaluation.search import ArchiverApi, publish_documents, subjects_stored
 from sift_analyzer.profiles import Profiles, load_profiles
@@ -96,8 +97,8 @@ async def evaluate(
         "dataset": _dataset_counts(evalset),
         "arms": [_arm_json(run, known) for run in runs],
     }
-    if search:
-        body["search"] = await _search(evalset, runs[0], known, targets, wait_s)
+    if search:  # the documents as the last arm analysed them (the one under test)
+        body["search"] = await _search(evalset, runs[-1], known, targets, wait_s)
     return body
 
 
@@ -128,6 +129,7 @@ def _arm_json(run: ArmRun, known: KnownEntities) -> dict[str, Any]:
         "seconds": round(run.seconds, 1),
         "documents_per_second": round(len(run.records) / run.seconds, 3) if run.seconds else None,
         "metrics": scoring.grouped(known, run.records),
+        "per_document": [scoring.record_json(record) for record in run.records],
     }
 
 
@@ -161,6 +163,18 @@ async def _search(
     }
 
 
+async def _retrieval(evalset: EvalSet, specs: list[str], gateway_url: str) -> list[dict[str, Any]]:
+    results = []
+    async with GatewayClient(gateway_url, timeout_s=600.0) as gateway:
+        for spec in specs:
+            console.print(f"embedding the labelled set with {spec} …")
+            arm = EmbeddingArm.parse(spec)
+            results.append(
+                await evaluate_embeddings(arm, gateway, evalset.documents, evalset.queries)
+            )
+    return results
+
+
 def _dataset_counts(evalset: EvalSet) -> dict[str, Any]:
     kinds: dict[str, int] = {}
     for doc in evalset.documents:
@@ -181,15 +195,30 @@ def eval_command(
     data: Annotated[Path, typer.Option(help="the labelled set (eval/README.md)")] = Path("eval"),
     profiles: Annotated[Path, typer.Option(help="analysis profiles YAML")] = BUNDLED_PROFILES,
     model: Annotated[list[str], typer.Option(help="gateway model profile; twice to compare")] = [],  # noqa: B006
-    arm: Annotated[list[str], typer.Option(help="name=,profiles=,model=,checks=on|off")] = [],  # noqa: B006
+    arm: Annotated[
+        list[str],
+        typer.Option(
+            help="name=,profiles=,model=,checks=on|off,examples=PATH; the last arm is searched"
+        ),
+    ] = [],  # noqa: B006
     known_entities: Annotated[Path, typer.Option(help="alias table")] = BUNDLED_KNOWN_ENTITIES,
     search: Annotated[bool, typer.Option(help="also evaluate search through the archiver")] = True,
     limit: Annotated[int, typer.Option(help="at most this many documents per slice", min=0)] = 0,
     concurrency: Annotated[int, typer.Option(min=1, max=256)] = 16,
     wait_s: Annotated[float, typer.Option(help="how long to wait for the archiver")] = 900.0,
+    embeddings: Annotated[
+        list[str],
+        typer.Option(help="also rank with this embedding model alone: model=M;query_prefix=…"),
+    ] = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option(help="write the JSON here")] = None,
+    markdown: Annotated[
+        Path | None, typer.Option(help="only print a saved run's tables as Markdown")
+    ] = None,
 ) -> None:
     """Measure analysis and search quality on the labelled set (table, and JSON with --out)."""
+    if markdown is not None:
+        print(report.markdown(json.loads(markdown.read_text())))
+        return
     try:
         evalset = load_eval_set(data)
         known = load_known_entities(known_entities)
@@ -211,10 +240,13 @@ def eval_command(
             evalset, arms, known, targets, concurrency=concurrency, search=search, wait_s=wait_s
         )
     )
+    if embeddings:
+        body["retrieval"] = asyncio.run(_retrieval(evalset, embeddings, targets.gateway))
     result = report.envelope(body)
     report.print_arms(Console(), result["arms"])
     if "search" in result:
         report.print_search(Console(), result["search"])
+    report.print_retrieval(Console(), result.get("retrieval", []))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")

@@ -77,6 +77,19 @@ def print_arms(console: Console, arms: list[dict[str, Any]]) -> None:
             console.print(f"  model mentions refused (not stored): {refused}")
 
 
+def print_retrieval(console: Console, results: list[dict[str, Any]]) -> None:
+    for result in results:
+        title = (f"{result['model']} alone ({result['dimension']}-d, "
+                 f"{result['document_texts_per_second']} documents/s)")  # fmt: skip
+        table = Table(title=title)
+        for column in ("queries", "n", "hit@1", "hit@3"):
+            table.add_column(column)
+        for group, values in result["groups"].items():
+            hits = f"{values['hit@1']:.3f}", f"{values['hit@3']:.3f}"
+            table.add_row(group, str(values["queries"]), *hits)
+        console.print(table)
+
+
 def print_search(console: Console, search: dict[str, Any]) -> None:
     table = Table(title="search through the archiver (paraphrase queries)")
     for column in ("queries", "queries n", "hit@1", "hit@3"):
@@ -89,3 +102,40 @@ def print_search(console: Console, search: dict[str, Any]) -> None:
     console.print(
         f"  publisher subjects stored: {search['subjects_found']} of {search['subjects']}"
     )
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The saved run as the Markdown tables docs/quality.md carries (kept in step by a test)."""
+    arms = result["arms"]
+    where = f"{result['machine']['cpus']} cores ({result['machine']['cpu'] or 'unknown CPU'})"
+    lines = [f"Run of {result['date']} on {where}: `{result['command']}`", ""]
+    for scope, group in (("all", None), ("en", "language"), ("ko", "language")):
+        lines += [f"**{scope}**", "", "| metric | " + " | ".join(a["name"] for a in arms) + " |"]
+        lines.append("| --- |" + " ---: |" * len(arms))
+        for key, label in ROWS:
+            cells = [
+                _cell(a["metrics"]["all"] if group is None else a["metrics"][group].get(scope), key)
+                for a in arms
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if "search" in result:
+        search = result["search"]
+        lines += [f"**search** (documents as analysed by: {search['arm']})", ""]
+        lines += ["| queries | n | hit@1 | hit@3 |", "| --- | ---: | ---: | ---: |"]
+        for group, values in search["groups"].items():
+            lines.append(
+                f"| {group} | {values['queries']} | {values['hit@1']:.3f} | {values['hit@3']:.3f} |"
+            )
+        lines += ["", f"Publisher subjects found in the store: {search['subjects_found']} of "
+                  f"{search['subjects']}.", ""]  # fmt: skip
+    for found in result.get("retrieval", []):
+        lines += [f"**{found['model']} alone** ({found['dimension']}-d, "
+                  f"{found['document_texts_per_second']} documents/s embedded)", ""]  # fmt: skip
+        lines += ["| queries | n | hit@1 | hit@3 |", "| --- | ---: | ---: | ---: |"]
+        for group, values in found["groups"].items():
+            lines.append(
+                f"| {group} | {values['queries']} | {values['hit@1']:.3f} | {values['hit@3']:.3f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)

@@ -41,6 +41,20 @@ class DocRecord:
     error: str | None = None
 
 
+def record_json(record: DocRecord) -> dict[str, Any]:
+    """One document's answer beside its labels, to read where a model goes wrong."""
+    labels = record.doc.labels
+    return {
+        "id": record.doc.id,
+        "sentiment": [labels.sentiment, record.sentiment],
+        "direction": [labels.direction, direction(record.score)],
+        "score": record.score,
+        "entities": [e.name for e in record.entities],
+        "refused": dict(record.refused),
+        "error": record.error,
+    }
+
+
 def direction(score: float | None) -> str | None:
     if score is None:
         return None
