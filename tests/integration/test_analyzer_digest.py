@@ -22,11 +22,10 @@ from sift_analyzer.refresh_policy import RefreshPolicy
 from sift_analyzer.settings import BUNDLED_PROFILES
 from sift_common.contracts import EntityRef, EntityRefresh
 from sift_common.errors import InvalidMessageError
-from sift_common.store import migrate
-from sift_common.store.engine import create_engine
 from sift_common.store.models import EMBEDDING_DIM
 from tests.support.analyzer import analyzer_settings, digested, running_analyzer
 from tests.support.analyzer_store import seed_document, seed_entity
+from tests.support.analyzer_store import store as store  # the fixture
 from tests.support.fake_upstream import Behaviour, FakeUpstream
 from tests.support.gateway import StartFake, chat_profile, running_gateway
 from tests.support.rabbit import delete_topology
@@ -65,14 +64,6 @@ class Vectors:
 
     def doc(self, topic: list[float] | None = None) -> list[float]:
         return self._near(topic or self.rng.choice(self.usual), 0.5)
-
-
-@pytest.fixture
-async def store(fresh_database: str) -> AsyncIterator[AsyncEngine]:
-    await migrate.upgrade(fresh_database)
-    engine = create_engine(fresh_database)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

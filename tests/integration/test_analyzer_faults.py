@@ -31,10 +31,10 @@ REAL_TIMEOUTS = {"connect_s": 2, "ttft_s": 120, "stall_s": 60, "total_s": 300}
 NEWS = load_profiles(BUNDLED_PROFILES).for_kind("news")
 VALID_NEWS = json.dumps(
     {
-        "sentiment": "positive",
-        "impact": 70,
         "summary": "Acme beat estimates.",
-        "entities": [{"name": "Acme Corp", "type": "company", "ticker": "ACME", "impact": 70}],
+        "sentiment": "positive",
+        "effect": "good",
+        "companies": [{"name": "Acme Corp", "ticker": "ACME"}],
     }
 )
 
@@ -148,7 +148,7 @@ async def test_invalid_json_is_repaired_once(
     await eventually(arrived, timeout=30)
     [result] = await analyzed(rabbit_url, analyzer.topology)
     assert result.analysis.result == json.loads(VALID_NEWS)
-    assert result.analysis.score == 70
+    assert result.analysis.score == 80  # "good" on the directional rubric
     chats = fake.chat_requests()
     assert len(chats) == 2
     repair = chats[1]["body"]["messages"]

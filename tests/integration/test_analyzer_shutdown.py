@@ -25,7 +25,7 @@ from tests.support.rabbit import delete_topology
 pytestmark = pytest.mark.integration
 
 VALID_NEWS = json.dumps(
-    {"sentiment": "neutral", "impact": 10, "summary": "Acme held its meeting.", "entities": []}
+    {"summary": "Acme held its meeting.", "sentiment": "neutral", "effect": "none", "companies": []}
 )
 
 

@@ -22,8 +22,6 @@ from sift_analyzer.settings import BUNDLED_PROFILES
 from sift_common.contracts import Document, DocumentCollected, EntityRef, EntityRefresh
 from sift_common.gateway_client import GatewayClient
 from sift_common.messaging.topology import ARCHIVER_DIGESTS, ARCHIVER_DOCUMENTS
-from sift_common.store import migrate
-from sift_common.store.engine import create_engine
 from tests.support.analyzer import (
     analyzed,
     analyzer_settings,
@@ -32,6 +30,7 @@ from tests.support.analyzer import (
     running_analyzer,
 )
 from tests.support.analyzer_store import seed_document, seed_entity, unit_vector
+from tests.support.analyzer_store import store as store  # the fixture
 from tests.support.gateway import RunningGateway, chat_profile, eventually, running_gateway
 from tests.support.rabbit import delete_topology, ready_count
 from tests.support.vllm import VllmServers
@@ -56,14 +55,6 @@ async def gateway(vllm_servers: VllmServers, tmp_path: Path) -> AsyncIterator[Ru
         tmp_path, profiles, {"chat": "local-chat"}, gateway_probe_timeout_s=120
     ) as gw:
         yield gw
-
-
-@pytest.fixture
-async def store(fresh_database: str) -> AsyncIterator[AsyncEngine]:
-    await migrate.upgrade(fresh_database)
-    engine = create_engine(fresh_database)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -4,12 +4,15 @@ production; here the test plays its part with plain SQL through the store's mode
 import hashlib
 import math
 import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sift_common.contracts import EntityRef
-from sift_common.store.engine import session_factory
+from sift_common.store import migrate
+from sift_common.store.engine import create_engine, session_factory
 from sift_common.store.models import (
     EMBEDDING_DIM,
     Analysis,
@@ -90,3 +93,12 @@ async def seed_document(
             )
         )
     return document_id
+
+
+@pytest.fixture
+async def store(fresh_database: str) -> AsyncIterator[AsyncEngine]:
+    """A fresh, migrated store (import the fixture into the test module)."""
+    await migrate.upgrade(fresh_database)
+    engine = create_engine(fresh_database)
+    yield engine
+    await engine.dispose()

@@ -89,18 +89,20 @@ def test_a_review_score_is_the_reviewers_satisfaction() -> None:
     assert scores["mixed"] == 50
 
 
+def edited(source: Path, tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of a profiles or examples file with one edit."""
+    path = tmp_path / source.name
+    path.write_text(source.read_text().replace(old, new, 1))
+    return path
+
+
 def test_a_score_map_must_cover_the_enum_exactly(tmp_path: Path) -> None:
-    text = BUNDLED_PROFILES.read_text().replace("      very_good: 95\n", "", 1)
-    path = tmp_path / "profiles.yaml"
-    path.write_text(text)
     with pytest.raises(ConfigError, match="score_map"):
-        load_profiles(path)
+        load_profiles(edited(BUNDLED_PROFILES, tmp_path, "      very_good: 95\n", ""))
 
 
 def test_an_example_that_breaks_the_schema_is_refused(tmp_path: Path) -> None:
-    text = EXAMPLES.read_text().replace("effect: bad\n", "effect: awful\n", 1)
-    path = tmp_path / "examples.yaml"
-    path.write_text(text)
+    path = edited(EXAMPLES, tmp_path, "effect: bad\n", "effect: awful\n")
     with pytest.raises(ValueError, match="example 1 does not match"):
         with_examples(PROFILES, path)
 
@@ -178,9 +180,7 @@ def test_a_broken_profiles_file_names_the_variable(tmp_path: Path) -> None:
 
 
 def test_a_template_with_an_unknown_placeholder_is_refused(tmp_path: Path) -> None:
-    text = BUNDLED_PROFILES.read_text().replace("Title: {title}", "Title: {headline}", 1)
-    path = tmp_path / "profiles.yaml"
-    path.write_text(text)
+    path = edited(BUNDLED_PROFILES, tmp_path, "Title: {title}", "Title: {headline}")
     with pytest.raises(ConfigError, match="headline"):
         load_profiles(path)
 

@@ -202,6 +202,7 @@ def eval_command(
         ),
     ] = [],  # noqa: B006
     known_entities: Annotated[Path, typer.Option(help="alias table")] = BUNDLED_KNOWN_ENTITIES,
+    analysis: Annotated[bool, typer.Option(help="evaluate the analysis profiles")] = True,
     search: Annotated[bool, typer.Option(help="also evaluate search through the archiver")] = True,
     limit: Annotated[int, typer.Option(help="at most this many documents per slice", min=0)] = 0,
     concurrency: Annotated[int, typer.Option(min=1, max=256)] = 16,
@@ -222,7 +223,11 @@ def eval_command(
     try:
         evalset = load_eval_set(data)
         known = load_known_entities(known_entities)
-        arms = build_arms(arm, model, profiles)
+        arms = build_arms(arm, model, profiles) if analysis else []
+        if search and not arms:
+            raise ConfigError(
+                "search needs the analyses of an arm: drop --no-analysis or add --no-search"
+            )
     except (EvalSetError, ConfigError, OSError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc

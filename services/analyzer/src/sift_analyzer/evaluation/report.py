@@ -109,7 +109,7 @@ def markdown(result: dict[str, Any]) -> str:
     arms = result["arms"]
     where = f"{result['machine']['cpus']} cores ({result['machine']['cpu'] or 'unknown CPU'})"
     lines = [f"Run of {result['date']} on {where}: `{result['command']}`", ""]
-    for scope, group in (("all", None), ("en", "language"), ("ko", "language")):
+    for scope, group in (("all", None), ("en", "language"), ("ko", "language")) if arms else ():
         lines += [f"**{scope}**", "", "| metric | " + " | ".join(a["name"] for a in arms) + " |"]
         lines.append("| --- |" + " ---: |" * len(arms))
         for key, label in ROWS:
