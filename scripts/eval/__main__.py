@@ -50,7 +50,8 @@ def main(argv: list[str]) -> int:
             pipeline.start(name)
             pipeline.wait_ready(name)
         args = argv or [arg for spec in ARMS for arg in ("--arm", spec)]
-        command = [str(Path(sys.executable).parent / "sift"), "eval", "--out", str(OUT), *args]
+        out = OUT.relative_to(ROOT)  # relative: the JSON records the command
+        command = [str(Path(sys.executable).parent / "sift"), "eval", "--out", str(out), *args]
         env = {
             **os.environ,
             "SIFT_GATEWAY_URL": gateway.url,

@@ -1,13 +1,14 @@
 """`sift eval`'s harness without a model: the labelled set is complete and consistent, and the
 metrics count what they say (hand-made records with known answers)."""
 
+import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from sift_analyzer.entities import load_known_entities
-from sift_analyzer.evaluation import scoring
+from sift_analyzer.evaluation import report, scoring
 from sift_analyzer.evaluation.dataset import EvalSetError, Query, load_eval_set
 from sift_analyzer.evaluation.scoring import DocRecord
 from sift_common.contracts import EntityMention
@@ -114,3 +115,14 @@ def test_search_hits_split_same_language_from_cross_language() -> None:
     found = scoring.search_metrics(queries, ranked, {en.id: "en"})
     assert found["en"]["hit@1"] == 1.0
     assert (found["cross:ko"]["hit@1"], found["cross:ko"]["hit@3"]) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("marker", "saved"), [("eval", "eval.json"), ("embeddings", "eval-embeddings.json")]
+)
+def test_the_quality_docs_show_the_saved_runs(marker: str, saved: str) -> None:
+    root = EVAL.parent
+    doc = (root / "docs" / "quality.md").read_text()
+    shown = doc.split(f"<!-- {marker}:begin -->\n")[1].split(f"\n<!-- {marker}:end -->")[0]
+    result = json.loads((root / "bench" / "results" / saved).read_text())
+    assert shown.strip() == report.markdown(result).strip()

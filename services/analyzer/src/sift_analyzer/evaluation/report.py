@@ -46,9 +46,14 @@ def envelope(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "command": " ".join(["sift eval", *sys.argv[1:]]) if sys.argv else "sift eval",
+        "command": " ".join(["sift eval", *_own_arguments(sys.argv[1:])]),
         **body,
     }
+
+
+def _own_arguments(argv: list[str]) -> list[str]:
+    """The arguments after `sift eval` (`sift` passes the subcommand's name along)."""
+    return argv[1:] if argv[:1] == ["eval"] else argv
 
 
 def _cell(metrics: dict[str, Any] | None, key: str) -> str:
