@@ -31,91 +31,20 @@ MAX_NAME_WORDS = 6
 MAX_NAME_CHARS = 60
 # Legal-form words that do not tell two companies apart ("Nvidia Corp" is "Nvidia").
 _LEGAL_FORMS = frozenset(
-    {
-        "inc",
-        "inc.",
-        "incorporated",
-        "corp",
-        "corp.",
-        "corporation",
-        "co",
-        "co.",
-        "company",
-        "ltd",
-        "ltd.",
-        "limited",
-        "plc",
-        "llc",
-        "ag",
-        "sa",
-        "s.a.",
-        "nv",
-        "n.v.",
-        "gmbh",
-        "holdings",
-        "group",
-        "(주)",
-        "주식회사",
-        "㈜",
-    }
+    str.split(
+        "inc inc. incorporated corp corp. corporation co co. company ltd ltd. limited plc llc "
+        "ag sa s.a. nv n.v. gmbh holdings group (주) 주식회사 ㈜"
+    )
 )
 # Words a small model returns as a "name" that name nothing.
 _NOT_NAMES = frozenset(
-    {
-        "positive",
-        "negative",
-        "neutral",
-        "mixed",
-        "good",
-        "bad",
-        "great",
-        "terrible",
-        "excellent",
-        "poor",
-        "none",
-        "null",
-        "n/a",
-        "unknown",
-        "other",
-        "company",
-        "business",
-        "restaurant",
-        "shop",
-        "store",
-        "customer",
-        "customers",
-        "food",
-        "service",
-        "price",
-        "delivery",
-        "ambience",
-        "quality",
-        "staff",
-        "owner",
-        "market",
-        "stock",
-        "stocks",
-        "shares",
-        "investors",
-        "analysts",
-        "긍정",
-        "부정",
-        "중립",
-        "회사",
-        "식당",
-        "가게",
-        "기업",
-        "고객",
-        "배달",
-        "서비스",
-        "맛",
-        "가격",
-        "없음",
-        "미상",
-        "the company",
-        "the restaurant",
-    }
-)
+    str.split(
+        "positive negative neutral mixed good bad great terrible excellent poor none null n/a "
+        "unknown other company business restaurant shop store customer customers food "
+        "service price delivery ambience quality staff owner market stock stocks shares "
+        "investors analysts 긍정 부정 중립 회사 식당 가게 기업 고객 배달 서비스 맛 가격 없음 미상"
+    )
+) | {"the company", "the restaurant"}
 _SENTENCE_MARKS = re.compile(r"[:;!?\n]|\.\s|,\s\w+\s")
 _QUOTES = "\"'“”‘’`«»「」『』()[]<>"
 
