@@ -4,6 +4,9 @@
     sift eval --model chat --model chat-next    two gateway model profiles side by side
     sift eval --arm name=before,profiles=old.yaml,checks=off --arm name=after
     sift eval --no-search                       analyses only (no archiver needed)
+    sift eval --no-analysis --no-search --embeddings embed --embeddings "model=e5;query_prefix=q: "
+                                                embedding models ranked alone, side by side
+    sift eval --markdown bench/results/eval.json   a saved run's tables (docs/quality.md)
 
 The search part publishes the evaluated documents to the archiver of SIFT_NAMESPACE and
 queries its search API: point it at an archiver of its own (`make eval` starts one), not at a
