@@ -115,15 +115,14 @@ def answer(summary: str, score: int = 60) -> str:
 
 
 def test_an_ungrounded_summary_is_invalid_output_so_it_gets_the_repair_turn() -> None:
-    check = digest_prompt.summary_check(DIGEST, ACME, DOCS)
-    profile = digest_prompt.grounded_profile(DIGEST, check)
-    assert profile.json_schema == DIGEST.json_schema  # the model is asked the same
-    assert profile.prompt_version == DIGEST.prompt_version
-    good = core.validate_output(profile, answer("Acme beat estimates; regulators probe it."), "x")
+    check = digest_prompt.answer_check(DIGEST, ACME, DOCS)
+    good = core.validate_output(
+        DIGEST, answer("Acme beat estimates; regulators probe it."), "x", check
+    )
     assert good["summary"].startswith("Acme beat")
     with pytest.raises(core.InvalidOutputError, match="shares no word"):
-        core.validate_output(profile, answer("Acme Corp launched a rocket."), "stop")
-    # The plain profile is untouched.
+        core.validate_output(DIGEST, answer("Acme Corp launched a rocket."), "stop", check)
+    # Without the check the schema alone decides.
     core.validate_output(DIGEST, answer("Acme Corp launched a rocket."), "stop")
 
 

@@ -6,6 +6,7 @@ results or a reason out.
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -131,10 +132,14 @@ class InvalidOutputError(ValueError):
     """The model's answer is not JSON, or not valid under the profile's schema."""
 
 
+Check = Callable[[dict[str, Any]], str | None]  # what is wrong with a schema-valid answer
+
+
 def validate_output(
-    profile: PromptProfile, content: str, finish_reason: str | None
+    profile: PromptProfile, content: str, finish_reason: str | None, check: Check | None = None
 ) -> dict[str, Any]:
-    """The answer as a schema-valid dict, or InvalidOutputError saying what is wrong."""
+    """The answer as a schema-valid dict that also passes `check` (a caller's rule beyond the
+    schema, e.g. a digest grounded in its documents), or InvalidOutputError saying why not."""
     try:
         raw = json.loads(content)
     except json.JSONDecodeError as exc:
@@ -149,6 +154,8 @@ def validate_output(
         )
         raise InvalidOutputError(f"does not match the schema: {problems}") from None
     result: dict[str, Any] = model.model_dump(mode="json")
+    if check is not None and (problem := check(result)) is not None:
+        raise InvalidOutputError(problem)
     return result
 
 

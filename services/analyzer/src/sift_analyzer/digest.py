@@ -32,11 +32,10 @@ from sift_analyzer import core, refresh_policy
 from sift_analyzer.analysis import LockOptions, Publish, event_id_for
 from sift_analyzer.cache import ResultCache
 from sift_analyzer.digest_prompt import (
+    answer_check,
     answer_details,
     digest_messages,
-    grounded_profile,
     mean_score,
-    summary_check,
 )
 from sift_analyzer.digest_store import Context, DigestStore
 from sift_analyzer.grounding import held_score
@@ -167,15 +166,15 @@ class EntityDigester:
             return
         self._metrics.digest_refreshes.labels(decision.reason).inc()
         await self._state.record_attempt(key, lease.fencing_token)
-        check = summary_check(self._profile, refresh.entity, context.documents)
         try:
             answer = await self._llm.ask(
-                grounded_profile(self._profile, check),
+                self._profile,
                 label.replace(":", "_"),
                 digest_messages(self._profile, refresh.entity, context.documents),
                 # Long prompts that no reader waits on: documents go first.
                 priority="backfill",
                 request_id=f"{refresh.entity.key[:40]}:digest",
+                check=answer_check(self._profile, refresh.entity, context.documents),
             )
         except OutputFailedError as exc:
             await self._state.record_failure(key, lease.fencing_token, str(exc))

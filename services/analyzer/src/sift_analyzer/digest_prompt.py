@@ -10,12 +10,10 @@ import json
 import statistics
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, cast
-
-from pydantic import BaseModel, model_validator
+from typing import Any
 
 from sift_analyzer import core, grounding
-from sift_analyzer.core import Messages
+from sift_analyzer.core import Check, Messages
 from sift_analyzer.digest_store import ContextDocument
 from sift_analyzer.profiles import DigestProfile
 from sift_common.contracts import EntityRef
@@ -93,30 +91,13 @@ def summary_check(
     return lambda summary: grounding.ungrounded(summary, sources, names, examples)
 
 
-def grounded_profile(profile: DigestProfile, check: Callable[[str], str | None]) -> DigestProfile:
-    """The profile with an output model that also runs the grounding check after the schema.
-
-    An ungrounded summary then fails validation like any invalid output, so StructuredLlm's
-    one repair turn (the model sees its answer and the reason) covers it with no new path.
-    The JSON schema sent to the model is unchanged.
-    """
-    field = profile.summary_field
-
-    def _grounded(answer: BaseModel) -> BaseModel:
-        problem = check(str(getattr(answer, field)))
-        if problem is not None:
-            raise ValueError(problem)
-        return answer
-
-    base = profile.output_model
-    namespace = {
-        "__module__": base.__module__,
-        "grounded": model_validator(mode="after")(_grounded),
-    }
-    checked = cast(type[BaseModel], type(f"{base.__name__}Grounded", (base,), namespace))
-    copy = profile.model_copy()
-    copy._output = checked
-    return copy
+def answer_check(
+    profile: DigestProfile, entity: EntityRef, documents: list[ContextDocument]
+) -> Check:
+    """`summary_check` on an answer: an ungrounded summary is then invalid output, and
+    StructuredLlm's one repair turn (the model sees its answer and the reason) covers it."""
+    check, field = summary_check(profile, entity, documents), profile.summary_field
+    return lambda result: check(str(result[field]))
 
 
 def answer_details(

@@ -10,7 +10,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sift_analyzer.core import InvalidOutputError, Messages, repair_messages, validate_output
+from sift_analyzer.core import (
+    Check,
+    InvalidOutputError,
+    Messages,
+    repair_messages,
+    validate_output,
+)
 from sift_analyzer.metrics import AnalyzerMetrics
 from sift_analyzer.profiles import PromptProfile
 from sift_common.errors import InvalidMessageError, SiftError
@@ -63,11 +69,13 @@ class StructuredLlm:
         *,
         priority: Priority,
         request_id: str,
+        check: Check | None = None,
     ) -> Answer:
+        """The answer, valid under the profile's schema and `check`, repaired once if not."""
         first = await self._call(profile, label, messages, priority, request_id)
         usage = Usage().plus(first)
         try:
-            result = validate_output(profile, first.content, first.finish_reason)
+            result = validate_output(profile, first.content, first.finish_reason, check)
             return Answer(result, first.model, repaired=False, usage=usage)
         except InvalidOutputError as problem:
             logger.warning("invalid model output, asking for a repair: %s", problem)
@@ -77,7 +85,7 @@ class StructuredLlm:
             )
             usage = usage.plus(second)
             try:
-                result = validate_output(profile, second.content, second.finish_reason)
+                result = validate_output(profile, second.content, second.finish_reason, check)
                 return Answer(result, second.model, repaired=True, usage=usage)
             except InvalidOutputError as again:
                 raise OutputFailedError(
