@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from sift_analyzer.entities import load_known_entities
+from sift_analyzer.entities import canonical, load_known_entities
 from sift_analyzer.evaluation import report, scoring
 from sift_analyzer.evaluation.dataset import EvalSetError, Query, load_eval_set
 from sift_analyzer.evaluation.scoring import DocRecord
+from sift_analyzer.evaluation.search import subjects_stored
 from sift_common.contracts import EntityMention
 
 EVAL = Path(__file__).resolve().parents[3] / "eval"
@@ -126,3 +127,11 @@ def test_the_quality_docs_show_the_saved_runs(marker: str, saved: str) -> None:
     shown = doc.split(f"<!-- {marker}:begin -->\n")[1].split(f"\n<!-- {marker}:end -->")[0]
     result = json.loads((root / "bench" / "results" / saved).read_text())
     assert shown.strip() == report.markdown(result).strip()
+
+
+def test_stored_subjects_are_found_by_the_stores_entity_key() -> None:
+    doc = next(d for d in SET.documents if d.language == "ko" and d.kind == "news" and d.subjects)
+    resolved = [canonical(KNOWN, s, None) for s in doc.subjects]
+    stored = {"entities": [{"entity_key": f"{r.kind}:{r.name.casefold()}"} for r in resolved]}
+    assert subjects_stored(doc, stored, KNOWN) == (len(doc.subjects), len(doc.subjects))
+    assert subjects_stored(doc, {"entities": []}, KNOWN) == (len(doc.subjects), 0)

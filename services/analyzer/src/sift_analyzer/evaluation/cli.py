@@ -16,6 +16,7 @@ production store.
 import asyncio
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +29,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sift_analyzer.entities import (
     BUNDLED_KNOWN_ENTITIES,
     KnownEntities,
-    canonical,
     load_known_entities,
 )
 from sift_analyzer.evaluation import report, scoring
@@ -153,8 +153,7 @@ async def _search(
     finally:
         await api.aclose()
     subjects = [
-        subjects_stored(docs[eval_id], stored[doc_id], lambda s: canonical(known, s, None))
-        for eval_id, doc_id in ids.items()
+        subjects_stored(docs[eval_id], stored[doc_id], known) for eval_id, doc_id in ids.items()
     ]
     languages: dict[str, str] = {doc.id: doc.language for doc in evalset.documents}
     return {
@@ -179,12 +178,9 @@ async def _retrieval(evalset: EvalSet, specs: list[str], gateway_url: str) -> li
 
 
 def _dataset_counts(evalset: EvalSet) -> dict[str, Any]:
-    kinds: dict[str, int] = {}
-    for doc in evalset.documents:
-        kinds[f"{doc.language}-{doc.kind}"] = kinds.get(f"{doc.language}-{doc.kind}", 0) + 1
     return {
         "documents": len(evalset.documents),
-        "by_language_kind": kinds,
+        "by_language_kind": dict(Counter(f"{d.language}-{d.kind}" for d in evalset.documents)),
         "with_subjects": sum(bool(doc.subjects) for doc in evalset.documents),
         "queries": len(evalset.queries),
     }

@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 
 from sift_analyzer.analysis import event_id_for
+from sift_analyzer.entities import KnownEntities, canonical
 from sift_analyzer.evaluation.dataset import EvalDocument, Query
-from sift_common.contracts import Analysis, DocumentAnalyzed, EntityRef
+from sift_common.contracts import Analysis, DocumentAnalyzed
 from sift_common.messaging.broker import make_broker, publish_event
 from sift_common.messaging.topology import Topology
 
@@ -88,15 +89,11 @@ class ArchiverApi:
         return out
 
 
-def subjects_stored(doc: EvalDocument, stored: dict[str, Any], canonical: Any) -> tuple[int, int]:
-    """(subjects, subjects found among the stored document's entities), by canonical key."""
-    keys = {f"{e['kind']}:{e['name'].casefold()}" for e in stored.get("entities", [])}
-    tickers = {e["ticker"] for e in stored.get("entities", []) if e.get("ticker")}
-    found = 0
-    for subject in doc.subjects:
-        resolved: EntityRef = canonical(subject)
-        if (resolved.ticker and resolved.ticker in tickers) or (
-            f"{resolved.kind}:{resolved.name.casefold()}" in keys
-        ):
-            found += 1
+def subjects_stored(
+    doc: EvalDocument, stored: dict[str, Any], known: KnownEntities
+) -> tuple[int, int]:
+    """(subjects, subjects found among the stored document's entities): the store keys an
+    entity as `EntityRef.key` does, under the canonical name the analyzer resolved."""
+    keys = {entity["entity_key"] for entity in stored.get("entities", [])}
+    found = sum(canonical(known, subject, None).key in keys for subject in doc.subjects)
     return len(doc.subjects), found
