@@ -15,7 +15,7 @@ from sift_analyzer import core
 from sift_analyzer.entities import KnownEntities
 from sift_analyzer.evaluation.dataset import EvalDocument
 from sift_analyzer.evaluation.scoring import DocRecord
-from sift_analyzer.llm import OutputFailedError, StructuredLlm
+from sift_analyzer.llm import OutputFailedError, StructuredLlm, Usage
 from sift_analyzer.metrics import AnalyzerMetrics
 from sift_analyzer.profiles import DocumentProfile, Profiles
 from sift_common.contracts import Analysis
@@ -90,16 +90,9 @@ async def _analyse(
             )
             break
         except OutputFailedError as exc:
-            usage = exc.usage
-            record = DocRecord(
-                doc, False, False, usage.calls, usage.prompt_tokens, usage.completion_tokens,
-                time.perf_counter() - started, error=str(exc)[:300],
-            )  # fmt: skip
-            return record, None
+            return _failed(doc, exc.usage, started, exc), None
         except InvalidMessageError as exc:  # the gateway refused the request (a 4xx)
-            record = DocRecord(doc, False, False, 1, 0, 0, time.perf_counter() - started)
-            record.error = str(exc)[:300]
-            return record, None
+            return _failed(doc, Usage(calls=1), started, exc), None
         except GatewayUnavailableError:
             if attempt == TRANSIENT_TRIES - 1:
                 raise
@@ -126,6 +119,13 @@ async def _analyse(
         refused=refused,
     )
     return record, analysis
+
+
+def _failed(doc: EvalDocument, usage: Usage, started: float, error: Exception) -> DocRecord:
+    return DocRecord(
+        doc, False, False, usage.calls, usage.prompt_tokens, usage.completion_tokens,
+        time.perf_counter() - started, error=str(error)[:300],
+    )  # fmt: skip
 
 
 def _unchecked(profile: DocumentProfile, result: dict[str, object], model: str) -> Analysis:
