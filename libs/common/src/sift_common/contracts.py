@@ -166,6 +166,10 @@ class DocumentAnalyzed(Event):
 
     document: Document
     analysis: Analysis
+    # The analyzer's lease fencing token for this work: the store keeps the analysis with the
+    # highest token, so a worker whose lease ran out mid-call cannot overwrite its successor.
+    # None from publishers that hold no lease (replays of events older than the field).
+    fencing_token: int | None = Field(default=None, ge=1)
 
 
 class EntityRefresh(Event):
