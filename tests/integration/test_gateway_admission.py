@@ -78,7 +78,7 @@ async def test_queue_timeout_is_503_with_retry_after(tmp_path: Path, fakes: Star
         slow = asyncio.create_task(chat(http))
         await eventually(lambda: len(fake.chat_requests()) == 1)
         response = await chat(http)
-        error = assert_openai_error(response, 503)
+        error = assert_openai_error(response, 503, code="overloaded")  # spends no retries
         assert "free upstream slot" in error["message"]
         assert response.headers["Retry-After"] == "1"
         assert (await slow).status_code == 200

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sift_common.gateway_client import GatewayClient, GatewayOverloadedError
 from tests.support.fake_upstream import Behaviour
 from tests.support.gateway import (
     RunningGateway,
@@ -211,3 +212,31 @@ async def test_with_a_replica_down_requests_queue_for_the_live_one(
         assert [r.status_code for r in responses] == [200, 200, 200], responses[-1].text
         assert len(live.chat_requests()) == 3
         assert gw.runtime("main").admission.in_flight == 0
+
+
+async def test_a_request_outliving_its_own_deadline_does_not_open_the_breaker(
+    tmp_path: Path, fakes: StartFake
+) -> None:
+    fake = await fakes(script=[Behaviour(delay_s=2.0)])
+    profile = chat_profile(
+        fake.url, timeouts={"total_s": 0.5}, breaker={"failure_threshold": 1, "open_for_s": 60}
+    )
+    async with (
+        running_gateway(tmp_path, {"main": profile}, {"chat": "main"}) as gw,
+        client(gw) as http,
+    ):
+        assert_openai_error(await chat(http), 504, code="upstream_timeout")
+        assert gw.runtime("main").replicas[0].breaker.state == "closed"
+        assert (await chat(http)).status_code == 200  # the replica still serves everyone
+
+
+async def test_the_client_tells_capacity_from_failure(tmp_path: Path, fakes: StartFake) -> None:
+    fake = await fakes(default=Behaviour(status=429, retry_after="3"))
+    profile = chat_profile(fake.url, timeouts={"total_s": 1.0}, retries={"max_delay_s": 0.1})
+    async with (
+        running_gateway(tmp_path, {"main": profile}, {"chat": "main"}) as gw,
+        GatewayClient(gw.url) as gateway,
+    ):
+        with pytest.raises(GatewayOverloadedError) as refused:
+            await gateway.chat([{"role": "user", "content": "hi"}])
+    assert refused.value.retry_after_s == 3

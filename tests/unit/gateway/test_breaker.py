@@ -79,3 +79,13 @@ def test_a_success_in_half_open_then_a_failure_reopens() -> None:
     breaker.record_failure(110.2)
     assert breaker.state is BreakerState.OPEN
     assert not breaker.available(110.3)
+
+
+def test_an_inconclusive_probe_frees_the_half_open_slot_without_closing() -> None:
+    breaker = CircuitBreaker(failure_threshold=1, success_threshold=1, open_for_s=1.0)
+    breaker.record_failure(now=0.0)
+    assert breaker.allows(now=2.0)  # half-open: this request is the probe
+    assert not breaker.allows(now=2.0)
+    breaker.record_inconclusive()
+    assert breaker.state == "half_open"
+    assert breaker.allows(now=2.1)

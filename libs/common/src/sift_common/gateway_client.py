@@ -1,7 +1,9 @@
 """Typed async client for the LLM gateway, used by the analyzer and the archiver.
 
 Failures are classified for the consumers' retry policy: the gateway or its upstreams being
-unavailable, overloaded or slow is a `GatewayUnavailableError` (transient → retry ladder);
+unavailable or slow is a `GatewayUnavailableError` (transient → retry ladder); at capacity
+(its queue full, or an upstream's 429: a 429, or a 503 with code `overloaded`) it is a
+`GatewayOverloadedError`, retried after its `Retry-After` without spending the retry budget;
 a request the gateway refuses (4xx) is a `GatewayRequestError` (not transient: retrying the same
 request cannot help).
 """
@@ -13,7 +15,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sift_common.errors import SiftError, TransientError
+from sift_common.errors import OverloadedError, SiftError, TransientError
 
 Priority = Literal["interactive", "normal", "backfill"]
 PRIORITY_HEADER = "x-sift-priority"
@@ -22,6 +24,10 @@ TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 class GatewayUnavailableError(TransientError):
     """The gateway could not answer now (down, overloaded, upstream failing or too slow)."""
+
+
+class GatewayOverloadedError(GatewayUnavailableError, OverloadedError):
+    """The gateway is at capacity and said when to come back (`retry_after_s`)."""
 
 
 class GatewayRequestError(SiftError):
@@ -190,6 +196,11 @@ class GatewayClient:
             return response
         error = _error_of(response)
         message = str(error.get("message") or response.text[:500])
+        if response.status_code == 429 or error.get("code") == "overloaded":
+            raise GatewayOverloadedError(
+                f"gateway at capacity ({response.status_code}): {message}",
+                _retry_after_s(response),
+            )
         if response.status_code in TRANSIENT_STATUS:
             raise GatewayUnavailableError(f"gateway answered {response.status_code}: {message}")
         raise GatewayRequestError(
@@ -203,3 +214,10 @@ def _error_of(response: httpx.Response) -> dict[str, Any]:
     except (ValueError, AttributeError):
         return {}
     return error if isinstance(error, dict) else {}
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    try:
+        return max(float(response.headers.get("Retry-After", "")), 0.0)
+    except ValueError:
+        return None  # absent, or an HTTP date (the gateway sends seconds)

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 from sift_analyzer.metrics import AnalyzerMetrics
 from sift_analyzer.settings import AnalyzerSettings
-from sift_common.errors import InvalidMessageError, TransientError
+from sift_common.classify import is_transient
+from sift_common.errors import InvalidMessageError
 from sift_common.messaging.failures import EventT
 from sift_common.messaging.topology import (
     ANALYZER_DOCUMENTS,
@@ -36,11 +37,11 @@ def observed(
         except InvalidMessageError:
             metrics.dead_letters.labels(spec.name, "invalid").inc()
             raise
-        except TransientError:
-            metrics.retries.labels(spec.name).inc()
-            raise
-        except Exception:
-            metrics.dead_letters.labels(spec.name, "bug").inc()
+        except Exception as exc:
+            if is_transient(exc):
+                metrics.retries.labels(spec.name).inc()
+            else:
+                metrics.dead_letters.labels(spec.name, "bug").inc()
             raise
 
     return run

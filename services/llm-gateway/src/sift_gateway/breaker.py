@@ -57,6 +57,11 @@ class CircuitBreaker:
             if self.consecutive_successes >= self.success_threshold:
                 self.state = BreakerState.CLOSED
 
+    def record_inconclusive(self) -> None:
+        """An outcome that says nothing of the replica's health (a request's own deadline ran
+        out): no count either way, but a half-open probe slot is free again."""
+        self.probe_in_flight = False
+
     def record_failure(self, now: float) -> None:
         self.consecutive_successes = 0
         self.consecutive_failures += 1

@@ -114,6 +114,8 @@ async def open_with_fallback(
 def _failed(exc: UpstreamFailedError) -> ApiError:
     if exc.status == 503:
         retry_after = max(1, round(exc.retry_after_s)) if exc.retry_after_s else 5
+        if exc.overloaded:  # callers retry later without counting it against the work
+            return unavailable(str(exc), retry_after, code="overloaded")
         return unavailable(str(exc), retry_after)
     return upstream_error(
         exc.status, str(exc), code="upstream_timeout" if exc.status == 504 else "upstream_error"

@@ -27,12 +27,21 @@ class NoReplicaError(Exception):
 
 
 class UpstreamFailedError(Exception):
-    """Retries could not get an answer; `status` is what the client should see."""
+    """Retries could not get an answer; `status` is what the client should see. `overloaded`:
+    nothing is broken, the capacity is taken (a full queue, an upstream's 429)."""
 
-    def __init__(self, status: int, message: str, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        retry_after_s: float | None = None,
+        *,
+        overloaded: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after_s = retry_after_s
+        self.overloaded = overloaded
 
 
 class UpstreamRejectedError(Exception):
@@ -113,7 +122,12 @@ class UpstreamCaller:
             policy = RetryPolicy(**runtime.profile.retries.model_dump())
             delay = policy.next_delay_s(attempt, outcome.retry_after_s, remaining, self._rng)
             if delay is None:
-                raise UpstreamFailedError(outcome.status, outcome.message, outcome.retry_after_s)
+                raise UpstreamFailedError(
+                    outcome.status,
+                    outcome.message,
+                    outcome.retry_after_s,
+                    overloaded=outcome.overloaded,
+                )
             self._metrics.retries.labels(runtime.name, str(outcome.status)).inc()
             await asyncio.sleep(delay)
             retrying_s += time.monotonic() - attempt_started
@@ -130,7 +144,7 @@ class UpstreamCaller:
         except TimeoutError:
             raise UpstreamFailedError(504, "deadline passed while queued") from None
         except QueueTimeoutError as exc:
-            raise UpstreamFailedError(503, str(exc), exc.retry_after_s) from None
+            raise UpstreamFailedError(503, str(exc), exc.retry_after_s, overloaded=True) from None
         waited = time.monotonic() - started
         self._metrics.queue_wait.labels(runtime.name).observe(waited)
         return waited
@@ -162,9 +176,12 @@ class UpstreamCaller:
                     return UpstreamCall(runtime, replica, response, first, sent_at, now, 0.0, 0)
                 payload = await response.read()
         except UPSTREAM_ERRORS as exc:
-            if isinstance(exc, TimeoutError):
+            if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ServerTimeoutError):
+                # This request's own deadline, not a dead replica (connect and read timeouts
+                # are aiohttp's): one slow request must not open the breaker for everyone.
                 reason = f"timed out waiting for the {'first token' if stream else 'response'}"
-                return self._failed(runtime, replica, response, Failure(504, reason))
+                settle(self._metrics, runtime, replica, response, ok=None)
+                return Failure(504, f"{replica.url}: {reason}")
             return self._failed(runtime, replica, response, Failure(502, str(exc) or repr(exc)))
         status = response.status
         if status not in RETRYABLE_STATUS:
@@ -174,7 +191,7 @@ class UpstreamCaller:
         reason = f"upstream answered {status}: {payload[:200].decode(errors='replace')}"
         if status == 429:  # busy, not broken: must not open the breaker
             settle(self._metrics, runtime, replica, response, ok=True)
-            return Failure(503, f"{replica.url}: {reason}", retry_after)
+            return Failure(503, f"{replica.url}: {reason}", retry_after, overloaded=True)
         failure = Failure(503 if status == 503 else 502, reason, retry_after)
         return self._failed(runtime, replica, response, failure)
 
@@ -195,6 +212,7 @@ class Failure:
     status: int
     message: str
     retry_after_s: float | None = None
+    overloaded: bool = False
 
 
 def settle(
@@ -203,15 +221,18 @@ def settle(
     replica: Replica,
     response: aiohttp.ClientResponse | None,
     *,
-    ok: bool,
+    ok: bool | None,
 ) -> None:
-    """Give back the admission slot and the replica's outstanding count; feed the breaker."""
+    """Give back the admission slot and the replica's outstanding count; feed the breaker
+    (`ok=None`: the outcome says nothing about the replica's health)."""
     replica.outstanding -= 1
     runtime.admission.release()
     if ok:
         replica.breaker.record_success()
-    else:
+    elif ok is False:
         replica.breaker.record_failure(time.monotonic())
+    else:
+        replica.breaker.record_inconclusive()
     metrics.breaker_state.labels(replica.url).set(0 if replica.breaker.state == "closed" else 1)
     if response is not None:
         response.release()

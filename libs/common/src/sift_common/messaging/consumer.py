@@ -102,7 +102,8 @@ async def _settle(
         return
     if disposition.action is Action.RETRY:
         assert disposition.retry_number is not None
-        target = topology.retry_queue(spec, spec.retry_rung(disposition.retry_number))
+        assert disposition.rung is not None
+        target = topology.retry_queue(spec, disposition.rung)
         headers |= {
             RETRY_COUNT_HEADER: disposition.retry_number,
             LAST_ERROR_HEADER: disposition.reason,

@@ -1,6 +1,11 @@
 """What to do with a message after its handler ran: the pure failure policy.
 
+capacity refusal       → a delayed-retry queue at least as long as the `Retry-After`, the
+                         retry count unchanged: overload is nobody's fault and must not
+                         turn a backlog into dead letters
 transient failure      → the next delayed-retry queue, until `max_retries` is spent
+                         (`sift_common.classify.is_transient`: Redis, PostgreSQL, broker,
+                         HTTP and timeout errors included, however deep they were raised)
 retries spent          → the dead-letter queue, with the last error
 invalid message        → the dead-letter queue at once, with the reason
 anything else (a bug)  → the dead-letter queue, loudly logged: never retried hot, never dropped
@@ -12,8 +17,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from sift_common.classify import is_transient, overload_of
 from sift_common.contracts import Event
-from sift_common.errors import InvalidMessageError, TransientError
+from sift_common.errors import InvalidMessageError, OverloadedError
 from sift_common.messaging.topology import RETRY_COUNT_HEADER, ConsumerQueue
 
 EventT = TypeVar("EventT", bound=Event)
@@ -37,7 +43,8 @@ class Disposition:
     action: Action
     reason: str | None = None
     kind: DeadLetterKind | None = None
-    retry_number: int | None = None
+    retry_number: int | None = None  # the retry count the copy carries
+    rung: int | None = None  # which delayed-retry queue takes it
 
 
 def decide(error: BaseException | None, retries_so_far: int, spec: ConsumerQueue) -> Disposition:
@@ -47,9 +54,16 @@ def decide(error: BaseException | None, retries_so_far: int, spec: ConsumerQueue
     reason = describe(error)
     if isinstance(error, InvalidMessageError):
         return Disposition(Action.DEAD_LETTER, reason, DeadLetterKind.INVALID)
-    if isinstance(error, TransientError):
+    overload = overload_of(error)
+    if overload is not None:
+        rung = _rung_for_overload(overload, retries_so_far, spec)
+        return Disposition(Action.RETRY, reason, retry_number=retries_so_far, rung=rung)
+    if is_transient(error):
         if retries_so_far < spec.max_retries:
-            return Disposition(Action.RETRY, reason, retry_number=retries_so_far + 1)
+            number = retries_so_far + 1
+            return Disposition(
+                Action.RETRY, reason, retry_number=number, rung=spec.retry_rung(number)
+            )
         exhausted = f"retries exhausted after {retries_so_far} retries; last error: {reason}"
         return Disposition(
             Action.DEAD_LETTER, exhausted[:MAX_REASON_CHARS], DeadLetterKind.RETRIES_EXHAUSTED
@@ -57,6 +71,17 @@ def decide(error: BaseException | None, retries_so_far: int, spec: ConsumerQueue
     return Disposition(
         Action.DEAD_LETTER, f"unhandled {reason}"[:MAX_REASON_CHARS], DeadLetterKind.BUG
     )
+
+
+def _rung_for_overload(overload: OverloadedError, retries_so_far: int, spec: ConsumerQueue) -> int:
+    """The shortest rung that waits out the `Retry-After` (never shorter than the rung the
+    message's own retries reached; the last rung when none is long enough)."""
+    floor = spec.retry_rung(max(retries_so_far, 1))
+    wanted_ms = (overload.retry_after_s or 0) * 1000
+    for rung in range(floor, len(spec.retry_delays_ms)):
+        if spec.retry_delays_ms[rung] >= wanted_ms:
+            return rung
+    return len(spec.retry_delays_ms) - 1
 
 
 def describe(error: BaseException) -> str:
