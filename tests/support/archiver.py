@@ -1,7 +1,10 @@
 """The archiver for tests: the real app served in-process on a free port, a gateway in front
-of the real vLLM embeddings server, event factories and store helpers."""
+of the real vLLM embeddings server (or of a FAKE one, for tests that need no real vectors),
+event factories and store helpers."""
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -14,11 +17,12 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from aiohttp import web
 
 from sift_archiver.app import Archiver, asyncpg_dsn
 from sift_archiver.settings import ArchiverSettings
 from sift_common.contracts import Analysis, Document, DocumentAnalyzed, EntityMention, Event
-from sift_common.messaging.broker import declare_topology, make_broker, publish_event
+from sift_common.messaging.broker import JSON, declare_topology, make_broker, publish_event
 from sift_common.messaging.topology import (
     ANALYZER_ENTITY_REFRESH,
     ARCHIVER_DIGESTS,
@@ -26,6 +30,8 @@ from sift_common.messaging.topology import (
     ConsumerQueue,
     Topology,
 )
+from sift_common.store.models import EMBEDDING_DIM
+from tests.support.fake_upstream import FakeUpstream, running_fake
 from tests.support.gateway import RunningGateway, embed_profile, free_port, running_gateway
 from tests.support.rabbit import delete_topology
 from tests.support.vllm import VllmServers
@@ -58,6 +64,39 @@ async def embedding_gateway(vllm: VllmServers, directory: Path) -> AsyncIterator
         directory, profiles, {"embed": "local-embed"}, gateway_probe_timeout_s=120
     ) as gateway:
         yield gateway
+
+
+@dataclass
+class FakeEmbeddings(FakeUpstream):
+    """A FAKE embeddings upstream answering 384-d unit vectors that depend on the text only
+    (no meaning in them): for tests of the archiver's write path that need no real model."""
+
+    model: str = "fake-embed"
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = (await self._record(request))["body"]
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": fake_vector(text)}
+            for i, text in enumerate(inputs)
+        ]
+        return web.json_response({"object": "list", "data": data, "model": self.model})
+
+
+def fake_vector(text: str) -> list[float]:
+    seed = hashlib.sha256(text.encode()).digest()
+    raw = [seed[i % len(seed)] - 127.5 + i % 7 for i in range(EMBEDDING_DIM)]
+    norm = sum(x * x for x in raw) ** 0.5
+    return [x / norm for x in raw]
+
+
+@asynccontextmanager
+async def fake_embedding_gateway(directory: Path) -> AsyncIterator[RunningGateway]:
+    """The real gateway in front of a FAKE embeddings upstream (`FakeEmbeddings`)."""
+    async with running_fake(FakeEmbeddings()) as fake:
+        profiles = {"fake-embed": embed_profile(fake.url, served_model=fake.model)}
+        async with running_gateway(directory, profiles, {"embed": "fake-embed"}) as gateway:
+            yield gateway
 
 
 def archiver_settings(
@@ -168,6 +207,31 @@ async def publish_all(rabbit_url: str, topology: Topology, events: Sequence[Even
         await asyncio.gather(*(publish_event(broker, topology, event) for event in events))
     finally:
         await broker.stop()
+
+
+async def publish_raw(
+    rabbit_url: str, topology: Topology, routing_key: str, bodies: Sequence[bytes]
+) -> None:
+    """Publish bodies as they are, as a publisher that does not use the contracts would."""
+    broker = make_broker(rabbit_url)
+    await broker.connect()
+    try:
+        await declare_topology(rabbit_url, topology)
+        await asyncio.gather(*(
+            broker.publish(body, exchange=topology.exchange, routing_key=routing_key,
+                           persist=True, mandatory=True, content_type=JSON)
+            for body in bodies
+        ))  # fmt: skip
+    finally:
+        await broker.stop()
+
+
+def with_json_infinity(event: DocumentAnalyzed) -> bytes:
+    """`event` with `analysis.result.ratio = Infinity`, as Python's `json.dumps` writes a float
+    overflow: the contract parses it, PostgreSQL's JSONB refuses it."""
+    body = event.model_dump(mode="json")
+    body["analysis"]["result"]["ratio"] = float("inf")
+    return json.dumps(body).encode()
 
 
 async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 120.0) -> None:

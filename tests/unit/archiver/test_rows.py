@@ -1,4 +1,6 @@
-from sift_archiver.rows import batch_rows, keep_documents, normalized_name
+import json
+
+from sift_archiver.rows import batch_rows, keep_documents, normalized_name, without_nul
 from tests.support.archiver import analyzed
 
 
@@ -37,3 +39,23 @@ def test_documents_not_stored_take_their_rows_with_them() -> None:
     assert vectors == ["v1"]
     assert [row[0] for row in rows.documents] == [kept.document.id]
     assert rows.mentions == {}
+
+
+def test_nul_characters_are_removed_from_every_text_and_json_value() -> None:
+    event = analyzed("Ti\x00tle", "Bo\x00dy text.", entities=(("com\x00pany", "Ac\x00me", 5.0),))
+    result = {"summary": "a\x00b", "nested": [{"k\x00ey": "v\x00"}], "n": 1}
+    event = event.model_copy(
+        update={"analysis": event.analysis.model_copy(update={"result": result})}
+    )
+    rows = batch_rows([event], words=50, overlap=5)
+    assert rows.documents[0][0] == event.document.id  # the id is kept as published
+    assert (rows.documents[0][5], rows.documents[0][6]) == ("Title", "Body text.")
+    assert json.loads(rows.analyses[0][4]) == {"summary": "ab", "nested": [{"key": "v"}], "n": 1}
+    assert rows.entities == {("company", "acme"): ("Acme", None)}
+    ((mention, _),) = rows.mentions.values()
+    assert (json.loads(mention)["kind"], json.loads(mention)["name"]) == ("company", "Acme")
+    assert rows.chunks[0].chunk.text == "Title\n\nBody text."
+
+
+def test_without_nul_leaves_other_values_alone() -> None:
+    assert without_nul({"a": [1, 2.5, None, True]}) == {"a": [1, 2.5, None, True]}

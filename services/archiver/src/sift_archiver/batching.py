@@ -1,16 +1,18 @@
 """Micro-batching for per-message handlers: size or time, whichever comes first.
 
-Each handler submits its item and awaits the outcome of the batch it landed in: the batch's
-result when its transaction committed, or the batch's exception. The reliable consumer acks a
-message only when its handler returns, so no message is acked before its batch is durable.
+Each handler submits its item and awaits its own outcome in the batch it landed in: `process`
+answers one outcome per item (None: stored and durable; an exception: that item's failure), or
+raises, which fails every item of the batch. The reliable consumer acks a message only when its
+handler returns, so no message is acked before its item is durable.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 ItemT = TypeVar("ItemT")
+Process = Callable[[list[ItemT]], Awaitable[Sequence[BaseException | None]]]
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +20,7 @@ logger = logging.getLogger(__name__)
 class Batcher(Generic[ItemT]):
     def __init__(
         self,
-        process: Callable[[list[ItemT]], Awaitable[None]],
+        process: Process[ItemT],
         *,
         max_size: int,
         max_wait_s: float,
@@ -32,7 +34,7 @@ class Batcher(Generic[ItemT]):
         self._closing = False
 
     async def submit(self, item: ItemT) -> None:
-        """Add `item` to the open batch; returns once that batch is written, or raises its error."""
+        """Add `item` to the open batch; returns once it is written, or raises its failure."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((item, done))
         if self._closing or len(self._pending) >= self._max_size:
@@ -61,12 +63,15 @@ class Batcher(Generic[ItemT]):
 
     async def _run(self, batch: list[tuple[ItemT, asyncio.Future[None]]]) -> None:
         try:
-            await self._process([item for item, _ in batch])
+            outcomes = list(await self._process([item for item, _ in batch]))
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
         except Exception as exc:  # handed to every waiting handler, which classifies it
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
-            return
-        for _, done in batch:
-            if not done.done():
+            outcomes = [exc] * len(batch)
+        for (_, done), outcome in zip(batch, outcomes, strict=True):
+            if done.done():
+                continue
+            if outcome is None:
                 done.set_result(None)
+            else:
+                done.set_exception(outcome)

@@ -1,8 +1,10 @@
 """The archiver's consumers: analysed documents in micro-batches, and entity digests.
 
 A batch is chunked, embedded in one gateway call, written in one transaction, and only then
-are its messages acked (each handler awaits its batch). A failure raises into every handler of
-the batch; database and gateway outages are transient, so the retry ladder takes them.
+are its messages acked (each handler awaits its own outcome). Database and gateway outages are
+transient: they fail the whole batch, and the retry ladder takes it. Any other failure bisects
+the batch (`bisection.py`), so a document the store refuses is dead-lettered alone, with its
+reason (`poison.py`), and the rest of its batch is stored.
 """
 
 import json
@@ -10,13 +12,16 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import asyncpg
 from faststream.rabbit import RabbitBroker
 
 from sift_archiver.batching import Batcher
+from sift_archiver.bisection import settle
 from sift_archiver.embedder import Embedder
 from sift_archiver.metrics import ArchiverMetrics
+from sift_archiver.poison import UnstorableDocumentError, blame
 from sift_archiver.rows import BatchRows, batch_rows, normalized_name
 from sift_archiver.writer import write_batch
 from sift_common.contracts import DocumentAnalyzed, EntityDigested, EntityRef, EntityRefresh
@@ -49,6 +54,21 @@ async def database_outage_is_transient() -> AsyncIterator[None]:
         raise TransientError(f"database unavailable: {exc!r}") from exc
 
 
+@dataclass
+class ChunkVectors:
+    """Vectors fetched while one batch is settled: a half of a bisected batch whose write
+    failed does not pay for its embeddings again."""
+
+    model: str | None = None
+    by_chunk: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+
+    def add(self, model: str, keys: list[tuple[str, int]], vectors: list[list[float]]) -> None:
+        if self.model not in (None, model):  # the alias was switched in the meantime
+            raise TransientError(f"embedding model changed mid-batch: {self.model} → {model}")
+        self.model = model
+        self.by_chunk.update(zip(keys, vectors, strict=True))
+
+
 class DocumentArchive:
     """Stores batches of analysed documents; wire `handle` to the consumer."""
 
@@ -74,23 +94,35 @@ class DocumentArchive:
     async def handle(self, event: DocumentAnalyzed) -> None:
         await self.batcher.submit(event)
 
-    async def store_batch(self, events: list[DocumentAnalyzed]) -> None:
+    async def store_batch(self, events: list[DocumentAnalyzed]) -> list[Exception | None]:
+        """Store `events`; one outcome per event. A batch that fails for a reason that is not
+        transient is bisected, so only the documents the store refuses fail (`poison.py`)."""
         # A batch runs in its own task, which inherited the id of whichever document filled
         # it: a batch has no single correlation id, its log lines list every document.
         correlation_id.set(None)
+        vectors = ChunkVectors()
+        settled = await settle(events, lambda part: self._store(part, vectors))
+        outcomes = [
+            None if outcome is None else blame(event.document.id, outcome)
+            for event, outcome in zip(events, settled, strict=True)
+        ]
+        failed = sum(outcome is not None for outcome in outcomes)
+        label = "stored" if not failed else "failed" if failed == len(events) else "partial"
+        self._metrics.batches.labels(label).inc()
+        refused = sum(isinstance(outcome, UnstorableDocumentError) for outcome in outcomes)
+        self._metrics.refused_documents.inc(refused)
+        self._metrics.batch_size.observe(len(events))  # last: a batch counts once fully done
+        return outcomes
+
+    async def _store(self, events: list[DocumentAnalyzed], vectors: ChunkVectors) -> None:
+        """Embed and write `events` in one transaction, then announce new entity links."""
         rows = batch_rows(events, words=self._words, overlap=self._overlap)
-        try:
-            await self._skip_embedded(rows)
-            model, vectors = await self._embed(rows)
-            started = time.perf_counter()
-            async with database_outage_is_transient(), self._pool.acquire() as conn:
-                result = await write_batch(conn, rows, model, vectors)
-        except Exception:
-            self._metrics.batches.labels("failed").inc()
-            self._metrics.batch_size.observe(len(events))
-            raise
+        await self._skip_embedded(rows)
+        model, embedded = await self._embed(rows, vectors)
+        started = time.perf_counter()
+        async with database_outage_is_transient(), self._pool.acquire() as conn:
+            result = await write_batch(conn, rows, model, embedded)
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
-        self._metrics.batches.labels("stored").inc()
         for table, count in result.rows.items():
             self._metrics.rows_written.labels(table).inc(count)
         logger.info(
@@ -103,7 +135,6 @@ class DocumentArchive:
             },
         )
         await self._announce(result.new_links)
-        self._metrics.batch_size.observe(len(events))  # last: a batch counts once fully done
 
     async def _skip_embedded(self, rows: BatchRows) -> None:
         """A replayed document already has its vectors (of the model the gateway served last):
@@ -117,11 +148,17 @@ class DocumentArchive:
         embedded = {row["document_id"] for row in done}
         rows.chunks = [chunk for chunk in rows.chunks if chunk.document_id not in embedded]
 
-    async def _embed(self, rows: BatchRows) -> tuple[str, list[list[float]]]:
+    async def _embed(self, rows: BatchRows, vectors: ChunkVectors) -> tuple[str, list[list[float]]]:
+        """The vectors of `rows.chunks`, asking the gateway only for those not fetched yet."""
+        missing = [chunk for chunk in rows.chunks if chunk.key not in vectors.by_chunk]
+        if missing:
+            with self._metrics.embed_seconds.time():
+                model, fetched = await self._embedder.embed([c.chunk.text for c in missing])
+            vectors.add(model, [chunk.key for chunk in missing], fetched)
         if not rows.chunks:  # everything was embedded before: nothing to ask the gateway
             return self._embedder.last_model or "", []
-        with self._metrics.embed_seconds.time():
-            return await self._embedder.embed([chunk.chunk.text for chunk in rows.chunks])
+        assert vectors.model is not None, "set by the first answer"
+        return vectors.model, [vectors.by_chunk[chunk.key] for chunk in rows.chunks]
 
     async def _announce(self, new_links: dict[EntityRef, list[str]]) -> None:
         """Tell the analyzer which entities have new documents. The batch is committed: a

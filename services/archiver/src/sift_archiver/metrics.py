@@ -15,6 +15,7 @@ class ArchiverMetrics:
     commit_seconds: Histogram
     rows_written: Counter
     batches: Counter
+    refused_documents: Counter
     digests: Counter
     refreshes: Counter
 
@@ -38,7 +39,13 @@ class ArchiverMetrics:
                 registry=registry,
             ),
             batches=Counter(
-                "sift_archiver_batches", "Batches by outcome", ["outcome"], registry=registry
+                "sift_archiver_batches", "Batches by outcome: stored, partial (some documents "
+                "failed), failed", ["outcome"], registry=registry,
+            ),
+            refused_documents=Counter(
+                "sift_archiver_refused_documents",
+                "Documents the store or the gateway refused alone (dead-lettered)",
+                registry=registry,
             ),
             digests=Counter("sift_archiver_digests_stored", "Digests stored", registry=registry),
             refreshes=Counter(

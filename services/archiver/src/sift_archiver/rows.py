@@ -2,6 +2,11 @@
 
 Duplicates inside one batch (a redelivery next to the original) are folded first: one
 `INSERT ... ON CONFLICT DO UPDATE` statement may not touch the same row twice.
+
+NUL characters are removed from every text and JSON value: PostgreSQL refuses them in `text`
+and `jsonb`, and one such value would fail its whole batch. The collector strips them when it
+normalises a document, but `document.analyzed` may come from any publisher. The document id
+and content hash are kept as published (they identify the document, NUL or not).
 """
 
 import json
@@ -10,7 +15,20 @@ from datetime import datetime
 from typing import Any
 
 from sift_archiver.chunking import Chunk, chunk_text, embedding_text
-from sift_common.contracts import DocumentAnalyzed, EntityMention
+from sift_common.contracts import Document, DocumentAnalyzed, EntityMention
+
+NUL = "\x00"
+
+
+def without_nul(value: Any) -> Any:
+    """`value` (text, or JSON-like data) with every NUL character removed, keys included."""
+    if isinstance(value, str):
+        return value.replace(NUL, "")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(item) for item in value]
+    return value
 
 
 def normalized_name(name: str) -> str:
@@ -26,6 +44,10 @@ class ChunkRow:
     kind: str
     language: str | None
     published_at: datetime | None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.document_id, self.chunk.index
 
 
 @dataclass
@@ -48,36 +70,35 @@ def batch_rows(events: list[DocumentAnalyzed], *, words: int, overlap: int) -> B
     }
     rows = BatchRows()
     for event in latest.values():
-        doc = event.document
-        rows.documents.append(
-            (doc.id, doc.content_hash, doc.source, doc.external_id, doc.url, doc.title,
-             doc.body, doc.language, doc.kind, doc.published_at, doc.collected_at)
-        )  # fmt: skip
-        text = embedding_text(doc.title, doc.body)
-        rows.chunks += [
-            # Search filters by time use the publication time, or the collection time if unknown.
-            ChunkRow(
-                doc.id,
-                chunk,
-                doc.source,
-                doc.kind,
-                doc.language,
-                doc.published_at or doc.collected_at,
-            )
-            for chunk in chunk_text(text, words=words, overlap=overlap)
-        ]
+        _add_document(rows, event.document, words, overlap)
     for (document_id, analysis_type, prompt_version), event in analyses.items():
         analysis = event.analysis
         rows.analyses.append(
-            (document_id, analysis_type, prompt_version, analysis.model,
-             json.dumps(analysis.result), analysis.score)
+            (document_id, without_nul(analysis_type), without_nul(prompt_version),
+             without_nul(analysis.model), json.dumps(without_nul(analysis.result)),
+             analysis.score)
         )  # fmt: skip
         for mention in analysis.entities:
             _add_mention(rows, document_id, mention)
     return rows
 
 
+def _add_document(rows: BatchRows, doc: Document, words: int, overlap: int) -> None:
+    source, title, body, language = without_nul([doc.source, doc.title, doc.body, doc.language])
+    rows.documents.append(
+        (doc.id, doc.content_hash, source, without_nul(doc.external_id), without_nul(doc.url),
+         title, body, language, doc.kind, doc.published_at, doc.collected_at)
+    )  # fmt: skip
+    # Search filters by time use the publication time, or the collection time if unknown.
+    published = doc.published_at or doc.collected_at
+    rows.chunks += [
+        ChunkRow(doc.id, chunk, source, doc.kind, language, published)
+        for chunk in chunk_text(embedding_text(title, body), words=words, overlap=overlap)
+    ]
+
+
 def _add_mention(rows: BatchRows, document_id: str, mention: EntityMention) -> None:
+    mention = mention.model_copy(update=without_nul(mention.model_dump(exclude={"score"})))
     key = (mention.kind, normalized_name(mention.name))
     known = rows.entities.get(key)
     rows.entities[key] = (mention.name, mention.ticker or (known[1] if known else None))
