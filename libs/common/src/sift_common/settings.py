@@ -34,6 +34,22 @@ class RabbitSettings(SiftSettings):
             "Prefix of every exchange and queue name (SIFT_NAMESPACE); empty in production."
         ),
     )
+    handler_budget_s: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "Longest a consumer may work on one message before it is retried as a transient "
+            "failure (SIFT_HANDLER_BUDGET_S); keep it under RabbitMQ's consumer timeout."
+        ),
+    )
+    drain_timeout_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "On SIGTERM, how long messages in flight may finish before they are handed back to "
+            "the broker (SIFT_DRAIN_TIMEOUT_S); keep the orchestrator's grace period above it."
+        ),
+    )
 
 
 class RedisSettings(SiftSettings):

@@ -3,8 +3,9 @@
 `Analyzer(settings)` wires everything without touching the network. The lifespan connects
 Redis, the database and the broker, declares the topology (its own queues and the archiver's,
 so no analysis is published before its consumer's queue exists) and starts consuming. On
-SIGTERM readiness turns 503 first; after a grace period the server stops, the broker stops
-taking messages and waits for in-flight handlers, and the process exits 0.
+SIGTERM readiness turns 503 first; after a grace period the server stops, the consumers stop
+taking messages, handlers in flight get `SIFT_DRAIN_TIMEOUT_S` to finish (what is left is
+handed back to the broker), and only then are the clients they use closed; the process exits 0.
 """
 
 import logging
@@ -15,7 +16,6 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from sift_analyzer.analysis import DocumentAnalyzer, LockOptions
 from sift_analyzer.api import Readiness, create_api
@@ -35,6 +35,8 @@ from sift_common.gateway_client import GatewayClient
 from sift_common.logs import configure_logging
 from sift_common.messaging.broker import declare_topology, make_broker, publish_event
 from sift_common.messaging.consumer import subscribe
+from sift_common.messaging.inflight import InFlight
+from sift_common.redis_client import make_redis
 from sift_common.settings import load_settings
 from sift_common.skip import AnalysisStateRepository
 from sift_common.store.engine import create_engine, resolve_database_url, session_factory
@@ -50,11 +52,8 @@ class Analyzer:
         self.metrics = AnalyzerMetrics()
         self.topology, docs_spec, refresh_spec = analyzer_topology(s)
         self.broker = make_broker(str(s.rabbit_url))
-        self.redis = Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                str(s.redis_url), max_connections=64, socket_connect_timeout=3, socket_timeout=10
-            )
-        )
+        self.redis = make_redis(str(s.redis_url))
+        self.inflight = InFlight(s.handler_budget_s)
         self.engine = create_engine(resolve_database_url(s), pool_size=10)
         self.gateway = GatewayClient(str(s.gateway_url), timeout_s=s.analyzer_gateway_timeout_s)
         self.store = DigestStore(self.engine)
@@ -67,6 +66,7 @@ class Analyzer:
             DocumentCollected,
             documents,
             prefetch=s.analyzer_prefetch,
+            inflight=self.inflight,
         )
         digests = observed(self.digests.handle, refresh_spec, self.metrics)
         subscribe(
@@ -76,6 +76,7 @@ class Analyzer:
             EntityRefresh,
             digests,
             prefetch=s.analyzer_digest_prefetch,
+            inflight=self.inflight,
         )
         self.readiness = Readiness(
             {
@@ -144,10 +145,15 @@ class Analyzer:
             self.readiness.draining = True
             await self._stop()
 
+    async def _drain(self) -> None:
+        handed_back = await self.inflight.drain(self.settings.drain_timeout_s)
+        logger.info("consumers drained", extra={"handed_back": handed_back})
+
     async def _stop(self) -> None:
         """Stop each part even when an earlier one fails (a broker already gone, say)."""
         steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-            ("broker", self.broker.stop),  # stops consuming; waits for in-flight handlers
+            ("messages in flight", self._drain),
+            ("broker", self.broker.stop),
             ("gateway client", self.gateway.aclose),
             ("redis", self.redis.aclose),
             ("database", self.engine.dispose),

@@ -36,11 +36,12 @@ from sift_common.gateway_client import GatewayClient
 from sift_common.logs import configure_logging
 from sift_common.messaging.broker import declare_topology, make_broker
 from sift_common.messaging.consumer import subscribe
+from sift_common.messaging.inflight import InFlight
 from sift_common.messaging.topology import ARCHIVER_DIGESTS, ARCHIVER_DOCUMENTS, Topology
 from sift_common.readiness import Readiness
 from sift_common.settings import load_settings
 from sift_common.store import migrate
-from sift_common.store.engine import resolve_database_url
+from sift_common.store.engine import connection_timeouts, resolve_database_url
 
 logger = logging.getLogger("sift_archiver")
 
@@ -66,6 +67,7 @@ class Archiver:
         self.settings = settings
         self.topology = topology or Topology(settings.namespace)
         self.broker = make_broker(str(settings.rabbit_url))
+        self.inflight = InFlight(settings.handler_budget_s)
         self.registry = CollectorRegistry()
         self.metrics = ArchiverMetrics.create(self.registry)
         self.gateway = GatewayClient(str(settings.gateway_url), timeout_s=120.0)
@@ -100,9 +102,13 @@ class Archiver:
         docs, digests = specs[ARCHIVER_DOCUMENTS.name], specs[ARCHIVER_DIGESTS.name]
         prefetch = self.settings.prefetch
         subscribe(
-            self.broker, self.topology, docs, DocumentAnalyzed, on_analyzed, prefetch=prefetch
-        )
-        subscribe(self.broker, self.topology, digests, EntityDigested, on_digested, prefetch=8)
+            self.broker, self.topology, docs, DocumentAnalyzed, on_analyzed,
+            prefetch=prefetch, inflight=self.inflight,
+        )  # fmt: skip
+        subscribe(
+            self.broker, self.topology, digests, EntityDigested, on_digested,
+            prefetch=8, inflight=self.inflight,
+        )  # fmt: skip
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -123,7 +129,7 @@ class Archiver:
         if self.settings.archiver_migrate:
             await migrate.upgrade(url)
         self._pool = await asyncpg.create_pool(
-            asyncpg_dsn(url), min_size=1, max_size=8, init=init_connection
+            asyncpg_dsn(url), min_size=1, max_size=8, init=init_connection, **connection_timeouts()
         )
         self.service.pool = self._pool
         s = self.settings
@@ -162,11 +168,21 @@ class Archiver:
             name="entity-refresh-schedule",
         )
 
+    async def _stop_accepting(self) -> None:
+        self.inflight.stop_accepting()
+
+    async def _drain(self) -> None:
+        handed_back = await self.inflight.drain(self.settings.drain_timeout_s)
+        logger.info("consumers drained", extra={"handed_back": handed_back})
+
     async def _stop(self) -> None:
-        """Write the open batch now, stop consuming, close; each step even if one fails."""
+        """Stop taking messages, write the open batch now, let the handlers in flight finish
+        (or hand them back), stop consuming, close; each step even if one fails."""
         steps = [
+            ("intake", self._stop_accepting),
             ("open batch", self.documents.batcher.close if self.documents else None),
-            ("broker", self.broker.stop),  # stops consuming; in-flight handlers finish
+            ("messages in flight", self._drain),
+            ("broker", self.broker.stop),
             ("gateway client", self.gateway.aclose),
             ("status connection", self.queue_depths.close),
             ("database pool", self._pool.close if self._pool else None),

@@ -21,7 +21,6 @@ from limits import parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 
 from sift_collector.api import ApiLimits, PublisherRateLimit, create_api
 from sift_collector.dedup import Deduplicator
@@ -34,8 +33,10 @@ from sift_common.draining import DrainingServer
 from sift_common.errors import ConfigError
 from sift_common.logs import configure_logging
 from sift_common.messaging.broker import declare_topology, make_broker
+from sift_common.messaging.inflight import InFlight
 from sift_common.messaging.topology import Topology
 from sift_common.readiness import Readiness
+from sift_common.redis_client import make_redis
 from sift_common.settings import load_settings
 
 if TYPE_CHECKING:
@@ -55,9 +56,8 @@ class Collector:
         self.settings, self._sources = settings, sources
         self.broker: RabbitBroker = make_broker(str(settings.rabbit_url))
         self.topology = Topology(settings.namespace)
-        self.redis = Redis.from_url(
-            str(settings.redis_url), socket_connect_timeout=CHECK_TIMEOUT_S, socket_timeout=5.0
-        )
+        self.redis = make_redis(str(settings.redis_url))
+        self.inflight = InFlight(settings.handler_budget_s)
         dedup = Deduplicator(
             self.redis, window_s=settings.collector_dedup_window_s, prefix=settings.namespace
         )
@@ -70,7 +70,7 @@ class Collector:
         self.registry = CollectorRegistry()
         self.limits = Limits(max_body_chars=settings.collector_max_body_chars)
         self.ingest = Ingest(self.publisher, self.limits, registry=self.registry)
-        register_intake(self.broker, self.topology, self.ingest)
+        register_intake(self.broker, self.topology, self.ingest, inflight=self.inflight)
         document_outputs(self.broker, self.topology)
         self.readiness = Readiness({"broker": self._broker_connected, "redis": self._redis_pong})
         self.api: FastAPI = create_api(
@@ -113,7 +113,8 @@ class Collector:
         """Stop each part even when an earlier one fails (a broker already gone, say)."""
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("scheduler", lambda: scheduler if scheduler is not None else asyncio.sleep(0)),
-            ("broker", self.broker.stop),  # stops consuming; waits for in-flight handlers
+            ("messages in flight", lambda: self.inflight.drain(self.settings.drain_timeout_s)),
+            ("broker", self.broker.stop),
             ("redis", self.redis.aclose),
         ]
         for name, step in steps:

@@ -14,13 +14,19 @@ from sift_common.contracts import DocumentCollected, DocumentSubmitted
 from sift_common.errors import InvalidMessageError
 from sift_common.messaging.broker import event_exchange
 from sift_common.messaging.consumer import subscribe
+from sift_common.messaging.inflight import InFlight
 from sift_common.messaging.topology import COLLECTOR_INTAKE, Topology
 
 INTAKE_PUBLISHER = "amqp"
 
 
 def register_intake(
-    broker: RabbitBroker, topology: Topology, ingest: Ingest, *, prefetch: int = 32
+    broker: RabbitBroker,
+    topology: Topology,
+    ingest: Ingest,
+    *,
+    prefetch: int = 32,
+    inflight: InFlight | None = None,
 ) -> None:
     """Subscribe the intake handler to the collector's intake queue (before `broker.start`)."""
 
@@ -32,8 +38,9 @@ def register_intake(
             raise InvalidMessageError(f"document refused: {reasons}") from exc
 
     subscribe(
-        broker, topology, COLLECTOR_INTAKE, DocumentSubmitted, on_submitted, prefetch=prefetch
-    )
+        broker, topology, COLLECTOR_INTAKE, DocumentSubmitted, on_submitted,
+        prefetch=prefetch, inflight=inflight,
+    )  # fmt: skip
 
 
 def document_outputs(broker: RabbitBroker, topology: Topology) -> None:

@@ -11,8 +11,6 @@ import asyncio
 import logging
 import signal
 
-from redis.asyncio import Redis
-
 from sift_collector.dedup import Deduplicator
 from sift_collector.normalise import Limits
 from sift_collector.publisher import DocumentPublisher
@@ -23,6 +21,7 @@ from sift_common.errors import ConfigError
 from sift_common.logs import configure_logging
 from sift_common.messaging.broker import declare_topology, make_broker
 from sift_common.messaging.topology import Topology
+from sift_common.redis_client import make_redis
 from sift_common.settings import load_settings
 
 
@@ -33,7 +32,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event) -> None:
     sources = load_sources(settings.collector_sources)
     topology = Topology(settings.namespace)
     broker = make_broker(str(settings.rabbit_url))
-    redis = Redis.from_url(str(settings.redis_url))
+    redis = make_redis(str(settings.redis_url))
     try:
         await broker.connect()
         await declare_topology(str(settings.rabbit_url), topology)

@@ -4,8 +4,11 @@ The wrapper owns acknowledgement (FastStream's MANUAL policy). A message is acke
 fate is durable: the handler's effect done, or its copy confirmed on a retry queue or the DLQ.
 If even that publish fails (broker going away), the message is not acked and the broker
 redelivers it; the quorum queue's delivery limit stops a message that kills its consumer.
+Each message runs under the time budget of the service's `InFlight`, which also drains the
+consumer at shutdown (inflight.py).
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -24,6 +27,7 @@ from sift_common.messaging.failures import (
     decode_event,
     retries_so_far,
 )
+from sift_common.messaging.inflight import BudgetExceededError, InFlight
 from sift_common.messaging.topology import (
     DEAD_LETTER_KIND_HEADER,
     DEAD_LETTER_REASON_HEADER,
@@ -53,18 +57,28 @@ def subscribe(
     handler: Handler[EventT],
     *,
     prefetch: int = 32,
+    inflight: InFlight | None = None,
 ) -> None:
-    """Register `handler` for `spec`'s work queue. Handlers run concurrently up to `prefetch`."""
+    """Register `handler` for `spec`'s work queue. Handlers run concurrently up to `prefetch`,
+    each within `inflight`'s time budget (a private `InFlight` with the default budget when the
+    caller does not drain at shutdown)."""
     queue_name = topology.work_queue(spec)
+    tracker = inflight if inflight is not None else InFlight()
 
     async def on_message(body: bytes, message: RabbitMessage) -> None:
+        if not tracker.accepting:  # draining: left unacked, handed back when the channel closes
+            return
+        with tracker.track():
+            await _handle(message, body)
+
+    async def _handle(message: RabbitMessage, body: bytes) -> None:
         headers = dict(message.headers)
         correlation_id.set(message.correlation_id)
-        error: BaseException | None = None
         try:
-            await handler(decode_event(model, body))
-        except Exception as exc:  # classified by the policy below, never swallowed
-            error = exc
+            error = await _run(handler, decode_event, model, body, tracker.budget_s)
+        except asyncio.CancelledError:  # drained at shutdown: left unacked, as above
+            logger.info("handing back %s: cancelled at shutdown", message.message_id)
+            raise
         disposition = decide(error, retries_so_far(headers), spec)
         _log_outcome(queue_name, message, disposition, error)
         try:
@@ -86,6 +100,26 @@ def subscribe(
         title=queue_name,
         description=f"{model.__name__} events for {spec.name}",
     )(on_message)
+
+
+async def _run(
+    handler: Handler[EventT],
+    decode: Callable[[type[EventT], bytes], EventT],
+    model: type[EventT],
+    body: bytes,
+    budget_s: float,
+) -> Exception | None:
+    """Run the handler within its budget; the error it raised, classified by the caller."""
+    try:
+        async with asyncio.timeout(budget_s) as budget:
+            await handler(decode(model, body))
+    except TimeoutError as exc:
+        if budget.expired():
+            return BudgetExceededError(f"handler ran past its budget of {budget_s:.0f} s")
+        return exc
+    except Exception as exc:  # classified by the policy, never swallowed
+        return exc
+    return None
 
 
 async def _settle(
