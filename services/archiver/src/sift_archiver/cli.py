@@ -201,7 +201,11 @@ def _add_plugin_commands() -> None:
     group (e.g. the analyzer's `sift eval`): one command line, no import between services."""
     for point in entry_points(group="sift.commands"):
         if point.name not in {command.name for command in app.registered_commands}:
-            app.command(point.name)(point.load())
+            plugin = point.load()
+            if isinstance(plugin, typer.Typer):  # a group of subcommands: `sift dlq list`
+                app.add_typer(plugin, name=point.name)
+            else:
+                app.command(point.name)(plugin)
 
 
 _add_plugin_commands()
