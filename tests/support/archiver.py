@@ -156,6 +156,7 @@ def analyzed(
     entities: tuple[tuple[str, str, float | None], ...] = (),
     score: float | None = 50.0,
     prompt_version: str = "v1",
+    fencing_token: int | None = None,
 ) -> DocumentAnalyzed:
     """A `document.analyzed` event; entities as (kind, name, score)."""
     document = Document.create(
@@ -170,7 +171,12 @@ def analyzed(
         result={"summary": f"Summary: {title}", "score": score},
         entities=[EntityMention(kind=k, name=n, score=s) for k, n, s in entities],
     )
-    return DocumentAnalyzed(correlation_id=document.id, document=document, analysis=analysis)
+    return DocumentAnalyzed(
+        correlation_id=document.id,
+        document=document,
+        analysis=analysis,
+        fencing_token=fencing_token,
+    )
 
 
 async def table_counts(database_url: str) -> dict[str, int]:

@@ -1,6 +1,15 @@
 import json
 
-from sift_archiver.rows import batch_rows, keep_documents, normalized_name, without_nul
+from sift_archiver.rows import (
+    FencedOut,
+    batch_rows,
+    drop_fenced_out,
+    keep_documents,
+    normalized_name,
+    outranks,
+    without_nul,
+)
+from sift_common.contracts import DocumentAnalyzed
 from tests.support.archiver import analyzed
 
 
@@ -59,3 +68,35 @@ def test_nul_characters_are_removed_from_every_text_and_json_value() -> None:
 
 def test_without_nul_leaves_other_values_alone() -> None:
     assert without_nul({"a": [1, 2.5, None, True]}) == {"a": [1, 2.5, None, True]}
+
+
+def test_fencing_tokens_outrank_like_the_store() -> None:
+    assert outranks(7, 5)
+    assert outranks(5, 5)  # a replay
+    assert outranks(3, None)  # a row written before fencing
+    assert outranks(None, None)
+    assert not outranks(3, 5)
+    assert not outranks(None, 5)
+
+
+def test_inside_a_batch_the_highest_token_is_kept_and_the_others_reported() -> None:
+    def by(token: int | None, score: float, entity: str) -> DocumentAnalyzed:
+        event = analyzed("T", "Same body.", score=score, entities=(("company", entity, score),))
+        return event.model_copy(update={"fencing_token": token})
+
+    events = [by(4, 44.0, "Acme"), by(9, 99.0, "Acme"), by(2, 22.0, "Globex"), by(9, 98.0, "Acme")]
+    rows = batch_rows(events, words=50, overlap=5)
+    ((*_, score, token),) = rows.analyses
+    assert (score, token) == (98.0, 9)  # an equal token is a replay: the later one is written
+    key = (events[0].document.id, "news", "v1")
+    assert rows.fenced_out == [FencedOut(key, 4, 9), FencedOut(key, 2, 9)]
+    assert list(rows.entities) == [("company", "acme")]  # the fenced-out Globex mention is gone
+
+
+def test_a_fenced_out_analysis_takes_its_entity_links_with_it() -> None:
+    stale = analyzed("A", "One.", entities=(("company", "Globex", 1.0), ("company", "Acme", 2.0)))
+    fresh = analyzed("B", "Two.", entities=(("company", "Acme", 3.0),))
+    rows = batch_rows([stale, fresh], words=50, overlap=5)
+    drop_fenced_out(rows, [FencedOut((stale.document.id, "news", "v1"), 3, 5)])
+    assert list(rows.mentions) == [(fresh.document.id, ("company", "acme"))]
+    assert list(rows.entities) == [("company", "acme")]

@@ -5,14 +5,15 @@ fails every item with it. When a batch fails for a reason that is not transient,
 two and each half tried again, recursively: the good items are stored at the cost of about
 2·log2(n) extra attempts for one bad item, and an item that still fails alone gets its own
 error. A transient failure is not split (the same attempt may succeed later): the items it
-covers share it and go to the retry ladder together.
+covers share it and go to the retry ladder together (`sift_common.classify.is_transient`
+decides, as it does for the consumers).
 """
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from sift_common.errors import TransientError
+from sift_common.classify import is_transient
 
 ItemT = TypeVar("ItemT")
 Outcome = Exception | None  # None: stored
@@ -28,9 +29,9 @@ async def settle(
         return []
     try:
         await attempt(list(items))
-    except TransientError as exc:
-        return [exc] * len(items)
     except Exception as exc:
+        if is_transient(exc):
+            return [exc] * len(items)
         if len(items) == 1:
             return [exc]
         logger.warning("a batch of %d failed (%r); trying its halves", len(items), exc)

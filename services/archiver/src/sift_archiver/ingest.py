@@ -22,7 +22,7 @@ from sift_archiver.bisection import settle
 from sift_archiver.embedder import Embedder
 from sift_archiver.metrics import ArchiverMetrics
 from sift_archiver.poison import UnstorableDocumentError, blame
-from sift_archiver.rows import BatchRows, batch_rows, normalized_name
+from sift_archiver.rows import BatchRows, FencedOut, batch_rows, normalized_name
 from sift_archiver.writer import write_batch
 from sift_common.contracts import DocumentAnalyzed, EntityDigested, EntityRef, EntityRefresh
 from sift_common.errors import TransientError
@@ -134,7 +134,27 @@ class DocumentArchive:
                 "document_ids": [event.document.id for event in events],
             },
         )
+        self._report_fenced_out(result.fenced_out)
         await self._announce(result.new_links)
+
+    def _report_fenced_out(self, fenced_out: list[FencedOut]) -> None:
+        """A fenced-out analysis is not an error (its message is acked): a later lease holder
+        wrote this analysis, or will; the stale write is logged and counted."""
+        for fenced in fenced_out:
+            document_id, analysis_type, prompt_version = fenced.key
+            logger.warning(
+                "analysis fenced out: its fencing token %s does not outrank the stored %s",
+                fenced.token,
+                fenced.kept_token,
+                extra={
+                    "document_id": document_id,
+                    "analysis_type": analysis_type,
+                    "prompt_version": prompt_version,
+                    "fencing_token": fenced.token,
+                    "stored_fencing_token": fenced.kept_token,
+                },
+            )
+        self._metrics.fenced_out.inc(len(fenced_out))
 
     async def _skip_embedded(self, rows: BatchRows) -> None:
         """A replayed document already has its vectors (of the model the gateway served last):

@@ -16,6 +16,7 @@ class ArchiverMetrics:
     rows_written: Counter
     batches: Counter
     refused_documents: Counter
+    fenced_out: Counter
     digests: Counter
     refreshes: Counter
 
@@ -45,6 +46,11 @@ class ArchiverMetrics:
             refused_documents=Counter(
                 "sift_archiver_refused_documents",
                 "Documents the store or the gateway refused alone (dead-lettered)",
+                registry=registry,
+            ),
+            fenced_out=Counter(
+                "sift_archiver_fenced_out",
+                "Analyses not written: the store holds one with a higher lease fencing token",
                 registry=registry,
             ),
             digests=Counter("sift_archiver_digests_stored", "Digests stored", registry=registry),

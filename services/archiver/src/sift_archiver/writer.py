@@ -1,6 +1,8 @@
 """The one transaction that stores a batch: documents, analyses, entities, links, vectors.
 
 Every statement is an upsert on the table's unique key, so replaying a batch changes nothing.
+An analysis is fenced: the row with the highest lease fencing token wins, and an analysis that
+loses takes its entity links with it (`rows.drop_fenced_out`).
 Documents and vectors are immutable for a given id (the id hashes the content), hence
 `DO NOTHING`: rewriting a vector would add a fresh HNSW entry, the store's costliest write.
 Vectors travel in pgvector's binary format (asyncpg codec), not as text.
@@ -8,10 +10,11 @@ Vectors travel in pgvector's binary format (asyncpg codec), not as text.
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
-from sift_archiver.rows import BatchRows, keep_documents
+from sift_archiver.rows import AnalysisKey, BatchRows, FencedOut, drop_fenced_out, keep_documents
 from sift_common.contracts import EntityRef
 
 DOCUMENTS = """
@@ -20,11 +23,23 @@ INSERT INTO documents (id, content_hash, source, external_id, url, title, body, 
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT DO NOTHING"""
 STORED = "SELECT id FROM documents WHERE id = ANY($1::text[])"
+# The row with the highest fencing token wins (`rows.outranks`): an equal token is a replay and
+# rewrites; no token never replaces a row that has one. Rows the WHERE kept are not RETURNed.
 ANALYSES = """
-INSERT INTO analyses (document_id, analysis_type, prompt_version, model, result, score)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+INSERT INTO analyses (document_id, analysis_type, prompt_version, model, result, score,
+                      fencing_token)
+SELECT d, t, v, m, r::jsonb, s, f
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[],
+            $7::bigint[]) AS x(d, t, v, m, r, s, f)
 ON CONFLICT (document_id, analysis_type, prompt_version)
-DO UPDATE SET model = EXCLUDED.model, result = EXCLUDED.result, score = EXCLUDED.score"""
+DO UPDATE SET model = EXCLUDED.model, result = EXCLUDED.result, score = EXCLUDED.score,
+              fencing_token = EXCLUDED.fencing_token
+WHERE analyses.fencing_token IS NULL OR EXCLUDED.fencing_token >= analyses.fencing_token
+RETURNING document_id, analysis_type, prompt_version"""
+FENCING_TOKENS = """
+SELECT document_id, analysis_type, prompt_version, fencing_token FROM analyses
+WHERE (document_id, analysis_type, prompt_version)
+      IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))"""
 ENTITIES = """
 INSERT INTO entities (kind, normalized_name, name, ticker)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
@@ -50,6 +65,7 @@ class WriteResult:
     rows: dict[str, int]  # table → rows sent (upserted or already there)
     new_links: dict[EntityRef, list[str]]  # entity → documents linked to it for the first time
     duplicates: int  # documents refused: same content as another stored document
+    fenced_out: list[FencedOut]  # analyses not written: a higher fencing token is kept
 
 
 async def write_batch(
@@ -67,7 +83,8 @@ async def write_batch(
         stored = {row["id"] for row in await conn.fetch(STORED, sent)}
         skipped = len(sent) - len(stored)
         vectors = keep_documents(rows, vectors, stored)
-        await conn.executemany(ANALYSES, rows.analyses)
+        fenced_out = await _upsert_analyses(conn, rows)
+        drop_fenced_out(rows, fenced_out)
         entity_ids = await _upsert_entities(conn, rows)
         new_links = await _upsert_links(conn, rows, entity_ids)
         await conn.executemany(
@@ -85,7 +102,28 @@ async def write_batch(
         "document_entities": len(rows.mentions),
         "embeddings": len(rows.chunks),
     }
-    return WriteResult(counts, new_links, skipped)
+    return WriteResult(counts, new_links, skipped, rows.fenced_out + fenced_out)
+
+
+async def _upsert_analyses(conn: asyncpg.Connection, rows: BatchRows) -> list[FencedOut]:
+    """Upsert the analyses; returns those a stored row with a higher fencing token kept out."""
+    if not rows.analyses:
+        return []
+    ordered = sorted(rows.analyses, key=lambda row: row[:3])  # a fixed order: no deadlocks
+    written = {tuple(row) for row in await conn.fetch(ANALYSES, *_columns(ordered, 7))}
+    refused = [row for row in ordered if row[:3] not in written]
+    if not refused:
+        return []
+    stored: dict[AnalysisKey, int | None] = {
+        (r["document_id"], r["analysis_type"], r["prompt_version"]): r["fencing_token"]
+        for r in await conn.fetch(FENCING_TOKENS, *_columns(refused, 3))
+    }
+    return [FencedOut(row[:3], row[6], stored[row[:3]]) for row in refused]
+
+
+def _columns(rows: list[tuple[Any, ...]], count: int) -> list[list[Any]]:
+    """The first `count` columns of `rows`, one list each (for `unnest`)."""
+    return [[row[column] for row in rows] for column in range(count)]
 
 
 async def _upsert_entities(conn: asyncpg.Connection, rows: BatchRows) -> dict[tuple[str, str], int]:

@@ -103,6 +103,8 @@ class Analysis(Base):
     result: Mapped[dict[str, Any]]
     score: Mapped[float | None]
     created_at: Mapped[datetime] = _created_at()
+    # The analyzer's lease fencing token (revision 0003): the upsert keeps the highest.
+    fencing_token: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Embedding(Base):
