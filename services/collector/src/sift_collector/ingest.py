@@ -3,10 +3,11 @@
 Batch semantics — all or nothing at validation: every document of a submission is normalised
 first; if any is refused, the whole submission is refused with every refusal (index, field,
 reason) and nothing is published. A publisher fixes and resends one batch instead of working
-out which half got in. A valid batch is then published (dedup claim, confirmed publishes).
-When the broker does not confirm, `BrokerUnavailableError` propagates and no unconfirmed
-document stays claimed, so resending the same batch is safe: what did get in answers
-`duplicate`, the rest is published — each document reaches the queue once.
+out which half got in. A valid batch is then published (dedup claim, confirmed publishes; see
+`sift_collector.publisher`). When the broker does not confirm, `BrokerUnavailableError`
+propagates and no unconfirmed document stays claimed, so resending the same batch is safe: what
+did get in answers `duplicate`, the rest is published. Redis down, or a document whose content
+another submission is still publishing after the wait, is `DependencyUnavailableError`: retry.
 
 Publisher identity: documents keep the `source` their sender gave; the authenticated publisher
 name is written to `metadata["publisher"]` (replacing any value the sender put there). It does
@@ -24,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sift_collector.normalise import DocumentRejectedError, Limits, normalise
-from sift_collector.publisher import PublishReport
+from sift_collector.publisher import ClaimConflictError, PublishReport
 from sift_common.contracts import Document, IncomingDocument, Priority
 from sift_common.errors import SiftError, TransientError
 
@@ -60,7 +61,8 @@ class BatchRejectedError(SiftError):
 
 
 class DependencyUnavailableError(TransientError):
-    """Redis (dedup) could not be reached; the submission may succeed later."""
+    """Redis (dedup) could not be reached, or a document's content is still being published by
+    another submission; the submission may succeed later."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ class Ingest:
             report = await self._publisher.publish(documents, priority)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise DependencyUnavailableError(f"Redis unavailable: {exc}") from exc
+        except ClaimConflictError as exc:
+            raise DependencyUnavailableError(str(exc)) from exc
         published = {id(document) for document in report.published}
         outcomes = [
             Outcome(document.id, "published" if id(document) in published else "duplicate")

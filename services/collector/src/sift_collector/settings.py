@@ -27,7 +27,15 @@ class CollectorSettings(RabbitSettings, RedisSettings):
     collector_max_body_chars: int = Field(default=100_000, gt=0)
     collector_max_request_bytes: int = Field(default=10 * 1024**2, gt=0)
     collector_max_batch: int = Field(default=500, gt=0)
-    collector_confirm_timeout_s: float = Field(default=10.0, gt=0)
+    collector_confirm_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "SIFT_COLLECTOR_CONFIRM_TIMEOUT_S: longest wait for the broker's confirm of one "
+            "document; a dedup claim whose publish was never confirmed nor given back (a crash) "
+            "lapses after twice this"
+        ),
+    )
 
     @field_validator("collector_api_keys")
     @classmethod
