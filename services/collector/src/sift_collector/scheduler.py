@@ -5,13 +5,13 @@ that are due and not already running here. A poll runs under the source's Redis 
 (`<prefix>sift:source-lock:<name>`), and the holder re-reads the shared `next_due_at` before
 polling, so with any number of replicas a source runs once per interval, never twice at once.
 
-A poll: read the cursor, `source.poll(cursor)`, normalise each document (refusals are counted
-and logged, never published), publish and wait for every confirm, run the source's
-`after_publish` (the drop folder moves its files), and only then store the next cursor and
-state (fenced). Any failure leaves the cursor where it was, so nothing is skipped; the source
-is due again after `interval × 2^(failures-1)` (capped), and `status()` and the metrics show it.
-A failure of one source is logged (with its traceback when it is not a `SiftError`) and never
-stops the others.
+A poll: read the cursor, `source.poll(cursor)`, normalise each document in a worker thread
+(refusals are counted and logged, never published), publish and wait for every confirm, run
+the source's `after_publish` (the drop folder moves its files), and only then store the next
+cursor and state (fenced). Any failure leaves the cursor where it was, so nothing is skipped;
+the source is due again after `interval × 2^(failures-1)` (capped), and `status()` and the
+metrics show it. A failure of one source is logged (with its traceback when it is not a
+`SiftError`) and never stops the others.
 """
 
 import asyncio
@@ -242,7 +242,8 @@ class Scheduler:
         return documents, rejections
 
     async def _publish(self, name: str, poll: Poll) -> None:
-        documents, rejections = self._normalise(name, poll)
+        # Normalising (HTML parsing, language detection) is CPU work: keep the loop free.
+        documents, rejections = await asyncio.to_thread(self._normalise, name, poll)
         report = PublishReport()
         if documents:
             report = await self._publisher.publish(documents, self._configs[name].priority)

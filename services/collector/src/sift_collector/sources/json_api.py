@@ -5,6 +5,7 @@ one item, its first match taken. Dates may be ISO 8601 (a naive one is taken as 
 or Unix seconds. With `since_param`, the newest date seen is sent so the API can filter too.
 """
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -130,5 +131,6 @@ class JsonApiSource:
         )
         if fetched is None:
             return Poll([], cursor, not_modified=True)
-        documents, invalid = parse_items(fetched.body, self.config)
+        # JSON decoding and JSONPath over a response of up to `max_bytes`: off the loop.
+        documents, invalid = await asyncio.to_thread(parse_items, fetched.body, self.config)
         return fetched_poll(cursor, fetched, documents, invalid)
