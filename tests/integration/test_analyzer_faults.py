@@ -218,5 +218,6 @@ async def test_a_cached_result_not_yet_recorded_is_republished_without_an_llm_ca
     await eventually(arrived, timeout=30)
     [result] = await analyzed(rabbit_url, analyzer.topology)
     assert result.analysis == cached
+    assert result.fencing_token is not None  # the holder's token: the store keeps the newest
     assert fake.chat_requests() == []
     assert sample(analyzer, "sift_analyzer_analyses_total", profile="news", outcome="republished")

@@ -198,3 +198,38 @@ async def test_renewal_errors_are_retried_until_the_lease_runs_out(
         await asyncio.wait_for(lease.lost.wait(), timeout=5)
         with pytest.raises(LeaseLostError):
             lease.check()
+
+
+async def test_fencing_tokens_keep_rising_after_redis_loses_its_data(
+    redis: Redis, namespace: str
+) -> None:
+    key = f"{namespace}lock:doc"
+    first = await LeaseLock(redis, key, lease_ms=10_000).acquire()
+    assert first is not None
+    await redis.delete(key, f"{key}:fence")  # what a restart without persistence leaves
+    second = await LeaseLock(redis, key, lease_ms=10_000).acquire()
+    assert second is not None
+    assert second.fencing_token > first.fencing_token  # a counter would have restarted at 1
+    await second.release()
+
+
+async def test_the_fence_key_expires_instead_of_piling_up(redis: Redis, namespace: str) -> None:
+    key = f"{namespace}lock:doc"
+    lease = await LeaseLock(redis, key, lease_ms=1_000).acquire()
+    assert lease is not None
+    assert 0 < await redis.pttl(f"{key}:fence") <= 60_000
+    await lease.release()
+
+
+async def test_a_retried_acquire_that_already_holds_gets_its_own_token(
+    redis: Redis, namespace: str
+) -> None:
+    """The reply of a successful acquire lost with its connection: the client's retry runs the
+    script again with the same token, and must not report the lock as busy."""
+    lock = LeaseLock(redis, f"{namespace}lock:doc", lease_ms=10_000)
+    args = ["token-1", lock.lease_ms, 60_000]
+    keys = [lock.key, lock.fence_key]
+    fence = await lock._acquire_script(keys=keys, args=args)
+    assert fence > 0
+    assert await lock._acquire_script(keys=keys, args=args) == fence
+    assert await lock._acquire_script(keys=keys, args=["token-2", 10_000, 60_000]) == 0

@@ -7,9 +7,16 @@
         await store(result, fence=lease.fencing_token)  # the database rejects stale fences
 
 The lock only stops two workers doing the same expensive work at once; correctness rests on the
-fencing token: every successful acquire increments `<key>:fence` in the same Lua script as the
-`SET NX PX`, so a later holder always carries a larger token than an earlier one and the database
-write can refuse a token smaller than the one it already stored.
+fencing token: every successful acquire takes a token in the same Lua script as the `SET NX`,
+so a later holder always carries a larger token than an earlier one and the database write
+can refuse a token smaller than the one it already stored.
+
+The token is Redis's clock in microseconds, raised above the last token issued for the key
+(`<key>:fence`) when two acquires share a microsecond. So the counter key may expire (one per
+lock key would otherwise pile up for ever), and a Redis that restarts with its data lost still
+hands out larger tokens than before: both rest on the server clock moving forward, which the
+lease itself already assumes. A retried acquire (its reply lost with the connection) that finds
+its own token in the key returns the same fencing token instead of reporting the lock busy.
 
 Why not `redis.asyncio.lock.Lock` itself: it keeps one mutable token per Lock object (in a
 `threading.local`, which every coroutine on an event loop shares), so one object cannot stand for
@@ -35,14 +42,30 @@ from sift_common.errors import LeaseLostError, TransientError
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] lock key, KEYS[2] fence counter; ARGV[1] token, ARGV[2] lease in ms.
-# Returns the new fencing token (>= 1), or 0 when the lock is held by someone else.
+# KEYS[1] lock key, KEYS[2] last fence; ARGV[1] token, ARGV[2] lease in ms, ARGV[3] fence TTL ms.
+# Returns the fencing token (>= 1), or 0 when the lock is held by someone else. Tokens stay
+# below 2^53 (microseconds since 1970), so Lua's doubles hold them exactly.
 _ACQUIRE_SCRIPT = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    return redis.call('incr', KEYS[2])
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
+    return tonumber(redis.call('get', KEYS[2]) or '0')
 end
-return 0
+if holder then
+    return 0
+end
+local now = redis.call('time')
+local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local last = tonumber(redis.call('get', KEYS[2]) or '0')
+if fence <= last then
+    fence = last + 1
+end
+local text = string.format('%.0f', fence)
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('set', KEYS[2], text, 'PX', ARGV[3])
+return fence
 """
+# The last fence must outlive any clock step back it guards against; a minute is plenty.
+_FENCE_TTL_MS = 60_000
 _RELEASE_SCRIPT = _RedisLock.LUA_RELEASE_SCRIPT  # KEYS[1]; ARGV token -> 1 deleted, 0 not owner
 _EXTEND_SCRIPT = _RedisLock.LUA_REACQUIRE_SCRIPT  # KEYS[1]; ARGV token, ms -> 1 renewed, 0 lost
 
@@ -69,8 +92,7 @@ class LeaseLock:
         if lease_ms <= 0 or not 0 < renew_ms < lease_ms:
             raise ValueError(f"need 0 < renew_every_ms ({renew_ms}) < lease_ms ({lease_ms})")
         self.key = key
-        # The counter never expires (a reset would break monotonicity): one key per lock key,
-        # unless several locks share one counter through `fence_key`.
+        # One last-fence key per lock key (it expires), unless several locks share one.
         self.fence_key = fence_key if fence_key is not None else f"{key}:fence"
         self.lease_ms = lease_ms
         self.renew_every_ms = renew_ms
@@ -102,7 +124,10 @@ class LeaseLock:
         token = secrets.token_hex(16)
         sent_at = asyncio.get_running_loop().time()
         fence = int(
-            await self._acquire_script(keys=[self.key, self.fence_key], args=[token, self.lease_ms])
+            await self._acquire_script(
+                keys=[self.key, self.fence_key],
+                args=[token, self.lease_ms, max(_FENCE_TTL_MS, 2 * self.lease_ms)],
+            )
         )
         if fence == 0:
             return None

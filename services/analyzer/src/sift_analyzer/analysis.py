@@ -152,6 +152,7 @@ class DocumentAnalyzer:
             correlation_id=event.document.id,
             document=event.document,
             analysis=analysis,
+            fencing_token=lease.fencing_token,  # the store keeps the newest holder's analysis
         )
         await self._publish(analyzed)  # returns once the broker confirmed it
         await self._state.record_success(key, lease.fencing_token, self._cache.key(key))

@@ -54,11 +54,15 @@ class Claim(Enum):
     PENDING = "pending"  # another submission is publishing it right now
 
 
-def claim_of(previous: bytes | str | None) -> Claim:
-    """The outcome of `SET NX GET`, from the value that was there (None: there was none)."""
+def claim_of(previous: bytes | str | None, token: str) -> Claim:
+    """The outcome of `SET NX GET`, from the value that was there (None: there was none).
+    Finding this very claim's value means the command ran twice (the client retried after a
+    reply lost with its connection): the first run won."""
     if previous is None:
         return Claim.WON
     text = previous.decode() if isinstance(previous, bytes) else previous
+    if text == PENDING + token:
+        return Claim.WON
     return Claim.PENDING if text.startswith(PENDING) else Claim.DUPLICATE
 
 
@@ -84,7 +88,7 @@ class Deduplicator:
             for document in documents:
                 pipe.set(self.key(document), PENDING + token, nx=True, px=pending_ms, get=True)
             results = await pipe.execute()
-        return [claim_of(result) for result in results]
+        return [claim_of(result, token) for result in results]
 
     async def settle(
         self, token: str, *, commit: Sequence[Document], release: Sequence[Document]

@@ -8,6 +8,7 @@ import logging
 from typing import Any, cast
 
 import aio_pika
+from aiormq.exceptions import ChannelPreconditionFailed
 from faststream.rabbit import (
     Channel,
     ExchangeType,
@@ -18,6 +19,7 @@ from faststream.rabbit import (
 )
 
 from sift_common.contracts import Event
+from sift_common.errors import ConfigError
 from sift_common.messaging.topology import ConsumerQueue, Topology
 
 SCHEMA_VERSION_HEADER = "x-sift-schema-version"
@@ -65,32 +67,44 @@ async def declare_topology(rabbit_url: str, topology: Topology) -> None:
     On a connection of its own, not through the FastStream broker: FastStream caches a declared
     queue with the channel that declared it and hands that object to a later subscriber of the
     same queue, which then consumes on the broker's default channel, without its prefetch limit
-    (an analyzer with prefetch 24 was seen holding 196 unacked messages)."""
+    (an analyzer with prefetch 24 was seen holding 196 unacked messages).
+
+    A queue that exists with other arguments (declared by an older Sift) stops the start-up
+    with a `ConfigError` that says how to move it over."""
     connection = await aio_pika.connect(rabbit_url, timeout=30)
     try:
-        channel = await connection.channel()
-        events = await channel.declare_exchange(
-            topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        dead_letters = await channel.declare_exchange(
-            topology.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
-        )
-        exchanges = {topology.exchange: events, topology.dead_letter_exchange: dead_letters}
-        for spec in topology.consumer_queues:
-            for declaration in topology.declarations(spec):
-                queue = await channel.declare_queue(
-                    declaration.name, durable=True, arguments=declaration.arguments
-                )
-                if declaration.bind_to is not None:
-                    exchange_name, routing_key = declaration.bind_to
-                    await queue.bind(exchanges[exchange_name], routing_key=routing_key)
-            consumed = work_queue(topology, spec)  # the very arguments its subscriber declares
-            work = await channel.declare_queue(
-                consumed.name, durable=True, arguments=consumed.arguments
-            )
-            await work.bind(events, routing_key=spec.routing_key)
+        await _declare_all(connection, topology)
+    except ChannelPreconditionFailed as exc:
+        raise ConfigError(
+            f"the broker holds a queue declared with other arguments ({exc}); stop the "
+            "services and run `sift queues migrate` (docs/reliability.md): it keeps every message"
+        ) from exc
     finally:
         await connection.close()
+
+
+async def _declare_all(connection: aio_pika.abc.AbstractConnection, topology: Topology) -> None:
+    channel = await connection.channel()
+    events = await channel.declare_exchange(
+        topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    dead_letters = await channel.declare_exchange(
+        topology.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    exchanges = {topology.exchange: events, topology.dead_letter_exchange: dead_letters}
+    for spec in topology.consumer_queues:
+        for declaration in topology.declarations(spec):
+            queue = await channel.declare_queue(
+                declaration.name, durable=True, arguments=declaration.arguments
+            )
+            if declaration.bind_to is not None:
+                exchange_name, routing_key = declaration.bind_to
+                await queue.bind(exchanges[exchange_name], routing_key=routing_key)
+        consumed = work_queue(topology, spec)  # the very arguments its subscriber declares
+        work = await channel.declare_queue(
+            consumed.name, durable=True, arguments=consumed.arguments
+        )
+        await work.bind(events, routing_key=spec.routing_key)
 
 
 async def publish_event(

@@ -5,6 +5,12 @@ broker-side dead-lettering (delivery limit exceeded, e.g. a message that keeps k
 consumer) goes to a direct dead-letter exchange and on to the queue's DLQ. Delayed retries go
 through a ladder of TTL queues that dead-letter back into the work queue via the default
 exchange, so a retried message reaches only the consumer that failed it.
+
+Every queue that dead-letters does so at least once (`x-dead-letter-strategy: at-least-once`,
+which needs `x-overflow: reject-publish`): by default a quorum queue dead-letters at most once,
+and a message expiring from a retry queue or passing the delivery limit during a leader change
+or a memory alarm could vanish. Queue arguments cannot change in place: a broker holding queues
+declared by an older Sift is moved over by `sift queues migrate` (queue_migration.py).
 """
 
 from dataclasses import dataclass, field
@@ -17,6 +23,12 @@ DEAD_LETTER_KIND_HEADER = "x-sift-dead-letter-kind"
 ORIGINAL_QUEUE_HEADER = "x-sift-original-queue"
 
 DEFAULT_RETRY_DELAYS_MS: tuple[int, ...] = (5_000, 30_000, 300_000)
+# Dead-letter at least once: the source queue keeps a message until its dead-letter target
+# confirmed it. A full target makes the source refuse new publishes instead of dropping.
+AT_LEAST_ONCE: dict[str, str] = {
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,10 @@ class Topology:
     def retry_queue(self, spec: ConsumerQueue, rung: int) -> str:
         return f"{self.work_queue(spec)}.retry.{spec.retry_delays_ms[rung]}ms"
 
+    def declared_names(self) -> list[str]:
+        """Every queue of the topology, in declaration order."""
+        return [d.name for spec in self.consumer_queues for d in self.declarations(spec)]
+
     def declarations(self, spec: ConsumerQueue) -> list[QueueDeclaration]:
         """The DLQ, the retry ladder and the work queue of one consumer, in declaration order."""
         work = self.work_queue(spec)
@@ -106,6 +122,7 @@ class Topology:
                 self.retry_queue(spec, rung),
                 {
                     **quorum,
+                    **AT_LEAST_ONCE,
                     "x-message-ttl": delay_ms,
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": work,
@@ -119,6 +136,7 @@ class Topology:
     def work_queue_arguments(self, spec: ConsumerQueue) -> dict[str, Any]:
         return {
             "x-queue-type": "quorum",
+            **AT_LEAST_ONCE,
             "x-delivery-limit": spec.delivery_limit,
             "x-dead-letter-exchange": self.dead_letter_exchange,
             "x-dead-letter-routing-key": self.work_queue(spec),
