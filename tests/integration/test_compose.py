@@ -73,6 +73,16 @@ def test_every_sift_variable_compose_sets_is_read_by_the_code(compose: dict[str,
         assert sift_vars <= known, (name, sorted(sift_vars - known))
 
 
+def test_consumers_get_longer_to_stop_than_their_drain(compose: dict[str, Any]) -> None:
+    """A SIGKILL before the drain ends would abandon the messages in flight."""
+    for name in ("collector", "analyzer", "archiver"):
+        service = compose["services"][name]
+        drain_s = float(service["environment"]["SIFT_DRAIN_TIMEOUT_S"])
+        grace = str(service["stop_grace_period"])
+        assert grace.endswith("s"), (name, grace)
+        assert float(grace[:-1]) >= drain_s + 20, (name, grace, drain_s)
+
+
 def _compose_plugin() -> str | None:
     docker = shutil.which("docker")
     if docker is None:
