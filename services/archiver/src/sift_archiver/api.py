@@ -1,8 +1,8 @@
 """The analysts' query API: scores over time, rankings, semantic search, documents, entities,
 status. Every route but the health checks and /metrics needs an `X-API-Key`."""
 
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,8 +16,10 @@ from starlette.exceptions import HTTPException
 
 from sift_archiver import queries, search
 from sift_archiver.api_support import (
+    DependencyUnavailable,
     ErrorResponse,
     Format,
+    gateway_unavailable,
     install_error_handlers,
     list_response,
     time_range,
@@ -26,6 +28,8 @@ from sift_archiver.embedder import Embedder
 from sift_archiver.pagination import BadParameter, cursor_offset, decode_cursor, encode_cursor
 from sift_archiver.queries import DocFilters
 from sift_archiver.status import BrokerUnavailable, Depths
+from sift_common.classify import is_transient
+from sift_common.gateway_client import GatewayUnavailableError
 from sift_common.readiness import Readiness
 
 Kind = Literal["news", "review", "generic"]
@@ -37,6 +41,8 @@ Cursor = Annotated[str | None, Query(max_length=500)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 SourceQ = Annotated[str | None, Query(min_length=1, max_length=200)]
 LanguageQ = Annotated[str | None, Query(min_length=2, max_length=16)]
+
+ACQUIRE_TIMEOUT_S = 5.0  # waiting longer for a pooled connection: the database is in trouble
 
 SCORE_COLUMNS = ["bucket_start", "count", "mean", "min", "max"]
 RANKING_COLUMNS = ["entity_key", "kind", "name", "ticker", "mean_score", "documents"]
@@ -51,6 +57,28 @@ class QueryService:
     search: search.SearchSettings
     queue_depths: Callable[[], Awaitable[Depths]]
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; PostgreSQL not answering (connect refused, connection lost,
+        no connection free in time, a statement timed out) is a `DependencyUnavailable`."""
+        try:
+            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+                yield conn
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            message = f"the database is not answering ({type(exc).__name__}: {exc})"
+            raise DependencyUnavailable("database", message) from exc
+
+    async def embed_query(self, text: str) -> tuple[str, list[float]]:
+        """The query's vector and the model that made it; the gateway not answering (or at
+        capacity) is a `DependencyUnavailable`."""
+        try:
+            model, (vector,) = await self.embedder.embed([text], priority="interactive")
+        except GatewayUnavailableError as exc:
+            raise gateway_unavailable(exc) from exc
+        return model, vector
+
 
 def create_api(
     service: QueryService,
@@ -63,7 +91,11 @@ def create_api(
         title="Sift archiver query API",
         version="1",
         lifespan=lifespan,
-        responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+        responses={
+            401: {"model": ErrorResponse},
+            422: {"model": ErrorResponse},
+            503: {"model": ErrorResponse, "description": "a dependency is down (Retry-After)"},
+        },
     )
     install_error_handlers(app)
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -120,7 +152,7 @@ def _score_routes(router: APIRouter, service: QueryService) -> None:
         start, end = time_range(since, until)
         after = decode_cursor(cursor).get("after")
         filters = DocFilters(source, kind, language, start, end)
-        async with service.pool.acquire() as conn:
+        async with service.connection() as conn:
             entity = await _entity_or_404(conn, entity_key)
             after_time = datetime.fromisoformat(after) if isinstance(after, str) else None
             rows = await queries.scores(conn, entity, bucket, filters, after_time, limit + 1)
@@ -144,7 +176,7 @@ def _score_routes(router: APIRouter, service: QueryService) -> None:
         """Entities with the highest (top) or lowest (bottom) mean score over a window.
         Scores are directional (0-100, 50 neutral), so top is best and bottom worst."""
         offset = cursor_offset(cursor)
-        async with service.pool.acquire() as conn:
+        async with service.connection() as conn:
             rows = await queries.rankings(
                 conn, direction, window_days, kind, offset, limit + 1, min_documents
             )
@@ -170,9 +202,9 @@ def _search_routes(router: APIRouter, service: QueryService) -> None:
             raise BadParameter("q", "must not be blank")
         start, end = time_range(since, until)
         offset = cursor_offset(cursor)
-        model, (vector,) = await service.embedder.embed([q], priority="interactive")
+        model, vector = await service.embed_query(q)
         filters = DocFilters(source, kind, language, start, end)
-        async with service.pool.acquire() as conn:
+        async with service.connection() as conn:
             found = await search.nearest_documents(
                 conn, vector, model, filters, offset + k + 1, service.search
             )
@@ -194,7 +226,7 @@ def _detail_routes(router: APIRouter, service: QueryService) -> None:
         document_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
     ) -> dict[str, Any]:
         """A document with its analysis history (oldest first) and its entities."""
-        async with service.pool.acquire() as conn:
+        async with service.connection() as conn:
             found = await queries.document(conn, document_id)
         if found is None:
             raise HTTPException(404, f"no document {document_id}")
@@ -205,7 +237,7 @@ def _detail_routes(router: APIRouter, service: QueryService) -> None:
         entity_key: EntityKey, history: Annotated[int, Query(ge=1, le=500)] = 20
     ) -> dict[str, Any]:
         """An entity with its latest digest and its digest history (newest first)."""
-        async with service.pool.acquire() as conn:
+        async with service.connection() as conn:
             found = await queries.entity(conn, entity_key, history)
         if found is None:
             raise HTTPException(404, f"no entity {entity_key}")
@@ -214,12 +246,12 @@ def _detail_routes(router: APIRouter, service: QueryService) -> None:
     @router.get("/status", tags=["ops"])
     async def status() -> dict[str, Any]:
         """Queue depths and DLQ sizes of every consumer, and row counts of the store."""
-        async with service.pool.acquire() as conn:
+        async with service.connection() as conn:
             counts = await queries.store_counts(conn)
         try:
             queues = await service.queue_depths()
         except BrokerUnavailable as error:
-            raise HTTPException(503, str(error)) from error
+            raise DependencyUnavailable("broker", str(error)) from error
         return {"queues": queues, "store": counts}
 
 

@@ -1,14 +1,15 @@
 """`sift`: the analysts' command line over the archiver's query API (HTTP).
 
 Tables for people, `--json` for scripts. The API answers errors as `{"error": {...}}`; the CLI
-prints the message (naming the field) and exits 1, or 2 when the API cannot be reached.
+prints the message (naming the field) and exits 1, or 2 when the API cannot be reached or says
+a dependency is down (503: the gateway, the database or the broker; it says what to start).
 """
 
 import json
 import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -55,13 +56,33 @@ def _get(ctx: typer.Context, path: str, params: dict[str, Any]) -> Any:
         err.print(f"[red]cannot reach the query API at {state.url}: {exc}[/red]")
         raise typer.Exit(2) from exc
     if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:300]
-        err.print(f"[red]error {response.status_code}: {message}[/red]")
-        raise typer.Exit(1)
+        _fail(response)
     return response.json()
+
+
+# What to start when the API says a dependency is down (503, error type `<name>_unavailable`).
+START_HINTS = {
+    "gateway_unavailable": "start it with `make gateway` (and `make vllm-up`)",
+    "database_unavailable": "start PostgreSQL (`make up`, or restart the archiver, which "
+    "starts its embedded server when SIFT_DATABASE_URL is unset)",
+    "broker_unavailable": "start RabbitMQ with `make up`",
+}
+
+
+def _fail(response: httpx.Response) -> NoReturn:
+    """Print the API's error and exit: 2 when a dependency is down (saying what to start),
+    1 otherwise."""
+    try:
+        error = response.json()["error"]
+        message, kind = str(error["message"]), error.get("type")
+    except (ValueError, KeyError, TypeError):
+        message, kind = response.text[:300], None
+    hint = START_HINTS.get(kind) if response.status_code == 503 else None
+    if hint is not None:
+        err.print(f"{message}: {hint}, then try again", style="red", markup=False)
+        raise typer.Exit(2)
+    err.print(f"[red]error {response.status_code}: {message}[/red]")
+    raise typer.Exit(1)
 
 
 def _emit(as_json: bool, data: Any, title: str, columns: list[str]) -> None:
