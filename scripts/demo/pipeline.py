@@ -39,6 +39,7 @@ class Service:
     log: Path
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    program: str = ""  # which sift-<program> runs it; the name unless a replica ("analyzer-2")
 
     @property
     def url(self) -> str:
@@ -54,17 +55,21 @@ class Pipeline:
     services: dict[str, Service] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
 
-    def add(self, name: str, extra: dict[str, str] | None = None) -> Service:
+    def add(
+        self, name: str, extra: dict[str, str] | None = None, program: str | None = None
+    ) -> Service:
+        """Add `name`, running `sift-<program>` (default: the name; another name for a replica)."""
+        program = program or name
         port = free_port()
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",  # a killed service's last log lines must reach its file
             **self.base_env,
-            PORT_VARIABLE[name]: str(port),
+            PORT_VARIABLE[program]: str(port),
             **(extra or {}),
         }
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        service = Service(name, port, env, self.log_dir / f"{name}.log")
+        service = Service(name, port, env, self.log_dir / f"{name}.log", program=program)
         self.services[name] = service
         return service
 
@@ -73,7 +78,7 @@ class Pipeline:
         log = service.log.open("ab")
         self._logs.append(log)
         # The entry point of this interpreter's venv, found even when the venv is not on PATH.
-        command = [str(Path(sys.executable).parent / f"sift-{name}")]
+        command = [str(Path(sys.executable).parent / f"sift-{service.program}")]
         service.process = subprocess.Popen(  # noqa: S603
             command, env=service.env, stdout=log, stderr=subprocess.STDOUT
         )

@@ -8,9 +8,16 @@ script of `Behaviour`s the test sets. It records every request it receives (`/to
 `down = True` makes every endpoint answer 503, like an engine that is not serving; the
 `running_requests` / `generated_tokens` values are what its `/metrics` reports, so a test can
 fake a hung engine (requests running, token counter not moving).
+
+For pipeline runs (tests/faults): `schema_answers = True` answers a chat request that carries a
+`response_format` JSON schema with a small schema-valid instance (`minimal_instance`) instead of
+`Behaviour.content`; `embedding_dim` sizes the vectors (the store's is 384); `open_calls` counts
+the chat/embedding requests being answered right now and `answered` those finished, so a test
+can strike while calls are in flight. A `Behaviour.delay_s` on `default` slows every answer.
 """
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +26,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+DEFAULT_CONTENT = "Hello from the fake upstream."
 
 
 @dataclass
@@ -31,7 +40,7 @@ class Behaviour:
     stall_after_chunks: int | None = None  # stream: stop sending (but keep open) after N chunks
     cut_after_chunks: int | None = None  # stream: drop the connection after N chunks
     not_json: bool = False  # answer 200 with content that is not JSON
-    content: str = "Hello from the fake upstream."
+    content: str = DEFAULT_CONTENT
 
 
 @dataclass
@@ -46,6 +55,10 @@ class FakeUpstream:
     running_requests: int = 0
     generated_tokens: int = 0
     url: str = ""
+    schema_answers: bool = False
+    embedding_dim: int = 8
+    open_calls: int = 0
+    answered: int = 0
 
     def next_behaviour(self) -> Behaviour:
         return self.script.pop(0) if self.script else self.default
@@ -96,13 +109,24 @@ class FakeUpstream:
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await self._record(request)
-        behaviour = self.next_behaviour() if not _is_probe(body) else Behaviour()
-        if failure := await _fail_early(behaviour):
-            return failure
+        if _is_probe(body):
+            return self._embedded(body, Behaviour())
+        self.open_calls += 1
+        try:
+            behaviour = self.next_behaviour()
+            if failure := await _fail_early(behaviour):
+                return failure
+            return self._embedded(body, behaviour)
+        finally:
+            self.open_calls -= 1
+            self.answered += 1
+
+    def _embedded(self, body: dict[str, Any], behaviour: Behaviour) -> web.Response:
         inputs = body["body"]["input"]
         inputs = inputs if isinstance(inputs, list) else [inputs]
+        vector = [0.1] * self.embedding_dim
         data = [
-            {"object": "embedding", "index": i, "embedding": [0.1] * 8} for i in range(len(inputs))
+            {"object": "embedding", "index": i, "embedding": vector} for i in range(len(inputs))
         ]
         usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
         return web.json_response(
@@ -111,14 +135,31 @@ class FakeUpstream:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         record = await self._record(request)
-        behaviour = self.next_behaviour() if not _is_probe(record) else Behaviour()
+        if _is_probe(record):
+            return await self._answer(request, record, Behaviour())
+        self.open_calls += 1
+        try:
+            return await self._answer(request, record, self.next_behaviour())
+        finally:
+            self.open_calls -= 1
+            self.answered += 1
+
+    async def _answer(
+        self, request: web.Request, record: dict[str, Any], behaviour: Behaviour
+    ) -> web.StreamResponse:
         if failure := await _fail_early(behaviour):
             return failure
         if behaviour.not_json:
             return web.json_response(_completion(self.model, "{not json at all"))
         if record["body"].get("stream"):
             return await self._stream(request, behaviour)
-        return web.json_response(_completion(self.model, behaviour.content))
+        return web.json_response(_completion(self.model, self._content(record, behaviour)))
+
+    def _content(self, record: dict[str, Any], behaviour: Behaviour) -> str:
+        schema = _response_schema(record["body"])
+        if not self.schema_answers or schema is None or behaviour.content != DEFAULT_CONTENT:
+            return behaviour.content
+        return orjson.dumps(minimal_instance(schema)).decode()
 
     async def _stream(self, request: web.Request, behaviour: Behaviour) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -143,6 +184,41 @@ class FakeUpstream:
         entry = {"path": request.path, "body": await request.json(), "at": time.monotonic()}
         self.requests.append(entry)
         return entry
+
+
+def _response_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    response_format = body.get("response_format") or {}
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    return schema if isinstance(schema, dict) else None
+
+
+_STRING_CANDIDATES = ("Fake answer for the test.", "X", "", "FAKE")
+
+
+def minimal_instance(schema: dict[str, Any]) -> Any:
+    """A small value valid under `schema` (the subset the analysis profiles use: objects with
+    required properties, enums, bounded strings with patterns, arrays, numbers)."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: minimal_instance(properties[name]) for name in schema.get("required", [])}
+    if kind == "array":
+        return [minimal_instance(schema.get("items", {})) for _ in range(schema.get("minItems", 0))]
+    if kind in ("integer", "number"):
+        low, high = schema.get("minimum", 0), schema.get("maximum", 100)
+        return (low + high) // 2 if kind == "integer" else (low + high) / 2
+    if kind == "boolean":
+        return False
+    return next(text for text in _STRING_CANDIDATES if _string_fits(schema, text))
+
+
+def _string_fits(schema: dict[str, Any], text: str) -> bool:
+    if not schema.get("minLength", 0) <= len(text) <= schema.get("maxLength", len(text)):
+        return False
+    pattern = schema.get("pattern")
+    return pattern is None or re.search(pattern, text) is not None
 
 
 def _is_probe(record: dict[str, Any]) -> bool:

@@ -1,0 +1,177 @@
+"""What a scenario reads back: the store (through the ledger), the dead-letter queues, LLM calls
+at the FAKE upstream and at the gateway, and the services' logs since the fault struck."""
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+
+from sift_common.messaging.topology import (
+    ALL_CONSUMER_QUEUES,
+    DEAD_LETTER_KIND_HEADER,
+    DEAD_LETTER_REASON_HEADER,
+    Topology,
+)
+from sift_common.store.models import EMBEDDING_DIM
+from tests.faults.rig import NAMESPACE, Rig
+from tests.support.ledger import STORE_QUERY, Ledger, StoredRow, Verdict, calls_per_document, judge
+
+TOPOLOGY = Topology(NAMESPACE)
+
+
+async def store_rows(rig: Rig, ledger: Ledger) -> list[StoredRow]:
+    conn = await rig.connect()
+    try:
+        records = await conn.fetch(STORE_QUERY, ledger.source, f"LGR{ledger.tag}x", EMBEDDING_DIM)
+    finally:
+        await conn.close()
+    return [StoredRow(*record.values()) for record in records]
+
+
+async def verdict(rig: Rig, ledger: Ledger, skip: set[str]) -> tuple[Verdict, list[StoredRow]]:
+    rows = await store_rows(rig, ledger)
+    return judge(ledger, rows, skip), rows
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    queue: str
+    kind: str
+    reason: str
+    markers: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"queue": self.queue, "kind": self.kind, "reason": self.reason[:300],
+                "documents": list(self.markers)}  # fmt: skip
+
+
+async def dead_letter_depth(rig: Rig) -> int:
+    """Messages waiting in the namespace's DLQs (passive declares)."""
+    connection = await aio_pika.connect(rig.rabbit.url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        total = 0
+        for spec in ALL_CONSUMER_QUEUES:
+            queue = await channel.declare_queue(TOPOLOGY.dead_letter_queue(spec), passive=True)
+            total += queue.declaration_result.message_count or 0
+        return total
+
+
+async def take_dead_letters(rig: Rig, ledger: Ledger) -> list[DeadLetter]:
+    """Every message in the namespace's DLQs, taken off (so the next scenario starts clean),
+    with its reason headers and the ledger documents its body names."""
+    taken: list[DeadLetter] = []
+    connection = await aio_pika.connect(rig.rabbit.url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        for spec in ALL_CONSUMER_QUEUES:
+            name = TOPOLOGY.dead_letter_queue(spec)
+            queue = await channel.declare_queue(name, passive=True)
+            while (message := await queue.get(no_ack=True, fail=False)) is not None:
+                headers = message.headers or {}
+                text = message.body.decode(errors="replace")
+                taken.append(
+                    DeadLetter(
+                        spec.name,
+                        str(headers.get(DEAD_LETTER_KIND_HEADER, "(no kind header)")),
+                        str(headers.get(DEAD_LETTER_REASON_HEADER, "(no reason header)")),
+                        tuple(sorted(set(ledger.ours(text)))),
+                    )
+                )
+    return taken
+
+
+def chat_calls(rig: Rig, ledger: Ledger) -> Counter[str]:
+    """Chat completions the FAKE upstream received per ledger document (probes excluded)."""
+    texts = (json.dumps(r["body"].get("messages", [])) for r in rig.chat.chat_requests())
+    return calls_per_document(ledger, texts)
+
+
+def embedded_inputs(rig: Rig, ledger: Ledger) -> Counter[str]:
+    """Texts the FAKE embedding upstream was asked to embed, per ledger document."""
+    texts: list[str] = []
+    for request in list(rig.embed.requests):
+        if request["path"] == "/v1/embeddings":
+            inputs = request["body"].get("input", [])
+            texts += inputs if isinstance(inputs, list) else [inputs]
+    return calls_per_document(ledger, texts)
+
+
+def shared_embedding_requests(rig: Rig, ledger: Ledger, marker: str) -> int:
+    """The most other ledger documents that shared one embedding request with `marker`'s
+    document: evidence that a poison document travelled inside a batch."""
+    most = 0
+    for request in list(rig.embed.requests):
+        inputs = request["body"].get("input", [])
+        found = set(ledger.ours(json.dumps(inputs)))
+        if marker in found:
+            most = max(most, len(found) - 1)
+    return most
+
+
+GATEWAY_CALLS = """
+SELECT count(*) AS calls, count(*) FILTER (WHERE status_code = 200) AS ok
+FROM gateway.request_logs
+WHERE profile = 'fake-chat' AND split_part(request_id, ':', 1) = ANY($1::text[])"""
+
+
+async def gateway_calls(rig: Rig, rows: list[StoredRow]) -> dict[str, int]:
+    """Chat requests the gateway logged for the stored documents (the analyzer's request id
+    starts with the document id's first 16 characters)."""
+    prefixes = sorted({row.document_id[:16] for row in rows})
+    conn = await rig.connect()
+    try:
+        record = await conn.fetchrow(GATEWAY_CALLS, prefixes)
+    finally:
+        await conn.close()
+    assert record is not None
+    return {"calls": int(record["calls"]), "ok": int(record["ok"])}
+
+
+def log_offsets(rig: Rig) -> dict[str, int]:
+    return {
+        name: service.log.stat().st_size if service.log.exists() else 0
+        for name, service in rig.pipeline.services.items()
+    }
+
+
+def new_log_lines(rig: Rig, since: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+    """Warning and error lines each service logged after `since` (JSON lines; a traceback or
+    other plain line counts as an error)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name, service in rig.pipeline.services.items():
+        path: Path = service.log
+        if not path.exists():
+            continue
+        with path.open("rb") as log:
+            log.seek(since.get(name, 0))
+            lines = log.read().decode(errors="replace").splitlines()
+        for line in lines:
+            entry = _parsed(line)
+            if entry.get("level") in ("warning", "error", "critical"):
+                found.setdefault(name, []).append(entry)
+    return found
+
+
+def _parsed(line: str) -> dict[str, Any]:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return {"level": "error" if "Error" in line else "plain", "message": line[:300]}
+    return entry if isinstance(entry, dict) else {}
+
+
+def seen_summary(lines: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per service: how many warnings/errors, and the first few distinct messages."""
+    summary: dict[str, Any] = {}
+    for name, entries in lines.items():
+        messages: list[str] = []
+        for entry in entries:
+            message = str(entry.get("message", ""))[:160]
+            if message not in messages and len(messages) < 3:
+                messages.append(message)
+        summary[name] = {"lines": len(entries), "samples": messages}
+    return summary

@@ -1,0 +1,294 @@
+"""One row of the fault matrix: a fresh ledger and batch of documents, fed while a fault
+strikes work in flight; then the store, the DLQs and the LLM calls judged against the ledger.
+
+A scenario's result (a dict, also written to the matrix's JSON file) says: fed, stored, lost,
+doubled, LLM calls ÷ unique documents at the FAKE upstream and at the gateway, what was
+dead-lettered and why, recovery seconds (fault end → last document committed), the fault
+window, what was in flight when it struck, and how the services saw it. `problems` lists every
+broken promise; the test asserts it is empty.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sift_common.messaging.topology import Topology
+from tests.faults import observe
+from tests.faults.feeding import (
+    FeedStats,
+    collected_body,
+    feed_api,
+    intake_body,
+    publish_amqp,
+)
+from tests.faults.rig import NAMESPACE, Rig
+from tests.support.ledger import Ledger, Verdict
+
+Evidence = dict[str, Any]
+RECONNECTIONS = "_count_reconnections"  # a fault's counter of reconnections, read after settling
+STRIKE_WAIT_S = 60.0
+SETTLE_S = 2.0  # after the last document: a late double would show in the recount
+
+
+@dataclass
+class Probe:
+    """Counters at the scenario's start, for strike conditions."""
+
+    rig: Rig
+    feed: FeedStats
+    chat_base: int
+    embed_base: int
+
+    @property
+    def chat_answered(self) -> int:
+        return self.rig.chat.answered - self.chat_base
+
+    @property
+    def embed_answered(self) -> int:
+        return self.rig.embed.answered - self.embed_base
+
+
+def llm_calls_in_flight(probe: Probe) -> bool:
+    return probe.rig.chat.open_calls >= 1 and probe.chat_answered >= 3
+
+
+def llm_call_open(probe: Probe) -> bool:
+    return probe.rig.chat.open_calls >= 1
+
+
+def embedding_call_open(probe: Probe) -> bool:
+    return probe.rig.embed.open_calls >= 1
+
+
+def embedding_in_flight(probe: Probe) -> bool:
+    return probe.rig.embed.open_calls >= 1 and probe.embed_answered >= 1
+
+
+def feeding_in_flight(probe: Probe) -> bool:
+    return probe.feed.open_requests >= 1 and probe.feed.accepted >= 5 and not probe.feed.done
+
+
+@dataclass
+class Fault:
+    name: str
+    description: str
+    strike: Callable[[Rig, Evidence], Awaitable[None]]  # returns when the fault is over
+    window_s: float = 0.0
+    when: Callable[[Probe], bool] = llm_calls_in_flight
+    transient: bool = True  # nothing may be dead-lettered
+    killed_calls_allowed: bool = False  # calls open in a killed process may run again
+    expect_seen: bool = True  # a service logs a warning about it, or reconnects after it
+    check: Callable[[Evidence], list[str]] | None = None  # the fault's own promises (exit 0)
+
+
+@dataclass
+class Feed:
+    api: int = 20
+    intake: int = 20
+    collected: int = 0
+    copies: int = 1  # of each `collected` document (a burst)
+    poison: int = 0  # `collected` documents with a NUL in the body
+    spread_s: float = 0.0  # pace the feeding over this long (work keeps arriving in a window)
+
+
+@dataclass
+class Outcome:
+    result: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+
+async def feed_all(rig: Rig, ledger: Ledger, feed: Feed, stats: FeedStats) -> None:
+    api = ledger.add(feed.api, "api")
+    intake = ledger.add(feed.intake, "intake")
+    collected = ledger.add(feed.collected, "collected")
+    collected += ledger.add(feed.poison, "collected", poison=True)
+    exchange = Topology(NAMESPACE).exchange
+    jobs = []
+    spread = feed.spread_s
+    if api:
+        url = rig.pipeline.services["collector"].url
+        jobs.append(feed_api(url, ledger, api, stats, spread))
+    if intake:
+        bodies = [intake_body(ledger, doc) for doc in intake]
+        key = "intake.document"
+        jobs.append(publish_amqp(rig.rabbit.url, exchange, key, bodies, stats, spread))
+    if collected:
+        bodies = [collected_body(ledger, doc) for doc in collected] * feed.copies
+        key = "document.collected"
+        jobs.append(publish_amqp(rig.rabbit.url, exchange, key, bodies, stats, spread))
+    try:
+        await asyncio.gather(*jobs)
+    finally:
+        stats.done = True
+
+
+async def _strike_when(condition: Callable[[Probe], bool], probe: Probe) -> bool:
+    deadline = time.monotonic() + STRIKE_WAIT_S
+    while not condition(probe):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def run_scenario(
+    rig: Rig,
+    fault: Fault,
+    feed: Feed | None = None,
+    *,
+    chat_delay_s: float = 0.4,
+    embed_delay_s: float = 0.1,
+) -> Outcome:
+    feed = feed or Feed()
+    problems: list[str] = [f"{name} was dead before the scenario" for name in await rig.revive()]
+    rig.set_llm(chat_delay_s, embed_delay_s)
+    ledger = Ledger(fault.name)
+    stats = FeedStats()
+    probe = Probe(rig, stats, rig.chat.answered, rig.embed.answered)
+    feeding = asyncio.create_task(feed_all(rig, ledger, feed, stats))
+    evidence: Evidence = {}
+    struck = await _strike_when(fault.when, probe)
+    in_flight = {
+        "chat_calls_open": rig.chat.open_calls,
+        "embedding_calls_open": rig.embed.open_calls,
+        "feed_requests_open": stats.open_requests,
+    }
+    marks = observe.log_offsets(rig)
+    queues = asyncio.create_task(asyncio.to_thread(rig.rabbit.queue_counts))
+    fault_start = time.time()
+    await fault.strike(rig, evidence)
+    fault_end = time.time()
+    in_flight["unacked_messages"] = _unacked(await queues)
+    await feeding
+    verdict, rows, skip, dead = await _settle(rig, ledger, fault_end, fault.window_s)
+    if (count := evidence.pop(RECONNECTIONS, None)) is not None:
+        evidence["reconnections"] = await count()
+    result = _result(rig, fault, ledger, verdict, rows, dead, stats)
+    result.update(
+        struck_on_cue=struck, in_flight=in_flight, evidence=evidence,
+        fault_seconds=round(fault_end - fault_start, 2),
+        recovery_s=_recovery(verdict, fault_end),
+    )  # fmt: skip
+    result["gateway"] = await observe.gateway_calls(rig, rows)
+    seen = observe.seen_summary(observe.new_log_lines(rig, marks))
+    result["seen"] = seen
+    problems += _problems(fault, result, verdict, struck, in_flight, seen, skip)
+    died = await rig.revive()
+    problems += [f"{name} died (exit {code}) and was not restarted" for name, code in died.items()]
+    result["problems"] = problems
+    result["passed"] = not problems
+    return Outcome(result, problems)
+
+
+async def _settle(
+    rig: Rig, ledger: Ledger, fault_end: float, window_s: float
+) -> tuple[Verdict, list[Any], set[str], list[observe.DeadLetter]]:
+    """Wait until the store holds the ledger (or the deadline), then recount and take the DLQs.
+    A poison document dead-lettered alone is expected not to be stored."""
+    deadline = fault_end + 45.0 + window_s
+    poison = {m for m, d in ledger.documents.items() if d.body != d.stored_body}
+    while True:
+        try:
+            verdict, rows = await observe.verdict(rig, ledger, set())
+        except (OSError, ConnectionError, TimeoutError) as exc:  # the store still down
+            verdict, rows = Verdict(fed=len(ledger.documents), lost=[repr(exc)]), []
+        if verdict.complete or time.time() > deadline:
+            break
+        rest_stored = verdict.stored_once == len(ledger.documents) - len(poison)
+        if poison and rest_stored and await observe.dead_letter_depth(rig) > 0:
+            break  # the rest is stored and something was dead-lettered: judged below
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(SETTLE_S)
+    dead = await observe.take_dead_letters(rig, ledger)
+    dead_poison = {m for letter in dead for m in letter.markers if m in poison}
+    verdict, rows = await observe.verdict(rig, ledger, dead_poison)
+    return verdict, rows, dead_poison, dead
+
+
+def _unacked(counts: dict[str, tuple[int, int]]) -> dict[str, int]:
+    return {name: unacked for name, (_, unacked) in counts.items() if unacked}
+
+
+def _recovery(verdict: Verdict, fault_end: float) -> float | None:
+    if verdict.last_stored_at is None:
+        return None
+    end = datetime.fromtimestamp(fault_end, UTC)
+    return round(max((verdict.last_stored_at - end).total_seconds(), 0.0), 2)
+
+
+def _result(
+    rig: Rig,
+    fault: Fault,
+    ledger: Ledger,
+    verdict: Verdict,
+    rows: list[Any],
+    dead: list[observe.DeadLetter],
+    stats: FeedStats,
+) -> dict[str, Any]:
+    calls = observe.chat_calls(rig, ledger)
+    embedded = observe.embedded_inputs(rig, ledger)
+    unique = len(ledger.documents)
+    result: dict[str, Any] = {
+        "scenario": fault.name,
+        "fault": fault.description,
+        "fault_window_s": fault.window_s,
+        "fed": unique,
+        "stored": verdict.stored_once,
+        "lost": len(verdict.lost),
+        "doubled": len(verdict.doubled),
+        "incomplete": len(verdict.incomplete),
+        "wrong_body": len(verdict.wrong_body),
+        "extra": len(verdict.extra),
+        "store_problems": verdict.problems(),
+        "llm_calls": sum(calls.values()),
+        "llm_calls_per_unique": round(sum(calls.values()) / unique, 3) if unique else None,
+        "documents_called_more_than_once": sum(1 for n in calls.values() if n > 1),
+        "embedded_inputs_per_unique": round(sum(embedded.values()) / unique, 3),
+        "dead_lettered": [letter.as_dict() for letter in dead],
+        "feeding": {"resent": stats.resent, "duplicates": stats.duplicates,
+                    "failures": stats.failures},
+    }  # fmt: skip
+    poison = [m for m, d in ledger.documents.items() if d.body != d.stored_body]
+    if poison:
+        result["poison_shared_embedding_request_with"] = observe.shared_embedding_requests(
+            rig, ledger, poison[0]
+        )
+    return result
+
+
+def _problems(
+    fault: Fault,
+    result: dict[str, Any],
+    verdict: Verdict,
+    struck: bool,
+    in_flight: dict[str, Any],
+    seen: dict[str, Any],
+    skip: set[str],
+) -> list[str]:
+    problems = list(verdict.problems())
+    if not struck:
+        problems.append(f"the fault never found work in flight ({fault.when.__name__})")
+    if not any(in_flight[key] for key in in_flight):
+        problems.append(f"nothing was in flight when the fault struck: {in_flight}")
+    allowed = result["fed"]
+    if fault.killed_calls_allowed:
+        allowed += int(result["evidence"].get("chat_calls_killed", 0))
+    if result["llm_calls"] > allowed:
+        problems.append(f"{result['llm_calls']} LLM calls for {result['fed']} documents "
+                        f"(at most {allowed})")  # fmt: skip
+    ours = [d for d in result["dead_lettered"] if d["documents"]]
+    if fault.transient and ours:
+        problems.append(f"{len(ours)} dead-lettered on a transient fault: {ours[:3]}")
+    if not fault.transient:
+        others = [d for d in ours if not set(d["documents"]) <= skip]
+        if others or any(len(d["documents"]) != 1 for d in ours):
+            problems.append(f"the poison took others with it: {ours[:3]}")
+    noticed = bool(seen) or result["evidence"].get("reconnections", 0) > 0
+    if fault.expect_seen and not noticed:
+        problems.append("no service logged the fault or reconnected after it")
+    if fault.check is not None:
+        problems += fault.check(result["evidence"])
+    return problems
