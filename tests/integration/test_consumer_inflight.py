@@ -27,9 +27,7 @@ from tests.support.rabbit import (
 
 pytestmark = pytest.mark.integration
 
-SPEC = ConsumerQueue(
-    "test.inflight", DocumentCollected.ROUTING_KEY, retry_delays_ms=(60_000,), max_retries=3
-)
+SPEC = ConsumerQueue("test.inflight", DocumentCollected, retry_delays_ms=(60_000,), max_retries=3)
 
 
 @pytest.fixture
@@ -49,7 +47,7 @@ async def test_a_hung_handler_is_retried_once_its_budget_runs_out(
         started.set()
         await asyncio.Event().wait()  # a dependency that never answers
 
-    subscribe(broker, topology, SPEC, DocumentCollected, hangs, inflight=InFlight(budget_s=0.5))
+    subscribe(broker, topology, SPEC, hangs, inflight=InFlight(budget_s=0.5))
     await broker.connect()
     await declare_topology(rabbit_url, topology)
     await broker.start()
@@ -78,7 +76,7 @@ async def test_drain_acks_what_finishes_and_hands_back_the_rest(
         await asyncio.sleep(0.3 if event.document.title == "quick" else 3600)
         finished.append(event.document.title or "")
 
-    subscribe(broker, topology, SPEC, DocumentCollected, handler, prefetch=4, inflight=inflight)
+    subscribe(broker, topology, SPEC, handler, prefetch=4, inflight=inflight)
     await broker.connect()
     await declare_topology(rabbit_url, topology)
     await broker.start()

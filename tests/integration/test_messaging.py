@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 SPEC = ConsumerQueue(
     "test.documents",
-    DocumentCollected.ROUTING_KEY,
+    DocumentCollected,
     retry_delays_ms=(400, 800, 1_600),
     max_retries=3,
     delivery_limit=3,

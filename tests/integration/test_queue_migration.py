@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 SIFT = Path(sys.executable).with_name("sift")  # the console script users run
 
 # Long delays: a message parked on a retry queue stays there for the whole test.
-SPEC = ConsumerQueue("test.migrated", DocumentCollected.ROUTING_KEY, retry_delays_ms=(600_000,))
+SPEC = ConsumerQueue("test.migrated", DocumentCollected, retry_delays_ms=(600_000,))
 
 
 @pytest.fixture

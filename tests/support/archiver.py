@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from tests.support.vllm import VllmServers
 
 
 def _fast(spec: ConsumerQueue) -> ConsumerQueue:
-    return ConsumerQueue(spec.name, spec.routing_key, retry_delays_ms=(300,), max_retries=3)
+    return replace(spec, retry_delays_ms=(300,), max_retries=3)
 
 
 # The analyzer's entity.refresh queue is declared too: the tests read what the archiver sends.

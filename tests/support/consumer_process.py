@@ -11,7 +11,7 @@ from sift_common.contracts import DocumentCollected
 from sift_common.messaging.topology import ConsumerQueue, Topology
 from tests.support.rabbit import running_consumer
 
-CRASH_SPEC = ConsumerQueue("test.crash", DocumentCollected.ROUTING_KEY, retry_delays_ms=(500,))
+CRASH_SPEC = ConsumerQueue("test.crash", DocumentCollected, retry_delays_ms=(500,))
 
 
 def _append(journal: Path, line: str) -> None:

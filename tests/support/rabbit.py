@@ -33,12 +33,12 @@ def sample_event(title: str = "Acme beats estimates", body: str | None = None) -
 async def running_consumer(
     rabbit_url: str,
     topology: Topology,
-    spec: ConsumerQueue,
+    spec: ConsumerQueue[DocumentCollected],
     handler: Callable[[DocumentCollected], Awaitable[None]],
 ) -> AsyncIterator[RabbitBroker]:
     """A started broker with `handler` subscribed to `spec`'s queue; stopped on exit."""
     broker = make_broker(rabbit_url)
-    subscribe(broker, topology, spec, DocumentCollected, handler, prefetch=8)
+    subscribe(broker, topology, spec, handler, prefetch=8)
     await broker.connect()
     await declare_topology(rabbit_url, topology)
     await broker.start()

@@ -9,12 +9,13 @@ import sqlalchemy.exc
 from pydantic import BaseModel, ValidationError
 
 from sift_common.classify import is_transient, overload_of
+from sift_common.contracts import DocumentCollected
 from sift_common.errors import OverloadedError, TransientError
 from sift_common.gateway_client import GatewayOverloadedError
 from sift_common.messaging.failures import Action, DeadLetterKind, decide
 from sift_common.messaging.topology import ConsumerQueue
 
-SPEC = ConsumerQueue("q", "k", retry_delays_ms=(1_000, 5_000, 30_000), max_retries=2)
+SPEC = ConsumerQueue("q", DocumentCollected, retry_delays_ms=(1_000, 5_000, 30_000), max_retries=2)
 
 
 def _wrapped(error: BaseException) -> sqlalchemy.exc.DBAPIError:

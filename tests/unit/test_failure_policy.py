@@ -11,7 +11,7 @@ from sift_common.messaging.failures import (
 )
 from sift_common.messaging.topology import RETRY_COUNT_HEADER, ConsumerQueue, Topology
 
-SPEC = ConsumerQueue("q", "document.collected", retry_delays_ms=(5_000, 30_000), max_retries=3)
+SPEC = ConsumerQueue("q", DocumentCollected, retry_delays_ms=(5_000, 30_000), max_retries=3)
 
 
 def test_success_is_acked() -> None:
@@ -71,4 +71,4 @@ def test_topology_names_are_namespaced_and_retry_queues_return_to_the_work_queue
 
 def test_consumer_queue_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="retry delays"):
-        ConsumerQueue("q", "k", retry_delays_ms=())
+        ConsumerQueue("q", DocumentCollected, retry_delays_ms=())

@@ -28,7 +28,7 @@ from sift_analyzer.metrics import AnalyzerMetrics
 from sift_analyzer.profiles import Profiles, load_profiles
 from sift_analyzer.settings import AnalyzerSettings
 from sift_analyzer.topology import analyzer_topology, observed
-from sift_common.contracts import Analysis, DocumentCollected, EntityDigested, EntityRefresh, Event
+from sift_common.contracts import Analysis, EntityDigested, Event
 from sift_common.draining import DrainingServer
 from sift_common.errors import ConfigError
 from sift_common.gateway_client import GatewayClient
@@ -63,7 +63,6 @@ class Analyzer:
             self.broker,
             self.topology,
             docs_spec,
-            DocumentCollected,
             documents,
             prefetch=s.analyzer_prefetch,
             inflight=self.inflight,
@@ -73,7 +72,6 @@ class Analyzer:
             self.broker,
             self.topology,
             refresh_spec,
-            EntityRefresh,
             digests,
             prefetch=s.analyzer_digest_prefetch,
             inflight=self.inflight,

@@ -7,6 +7,7 @@ from dataclasses import replace
 from sift_analyzer.metrics import AnalyzerMetrics
 from sift_analyzer.settings import AnalyzerSettings
 from sift_common.classify import is_transient
+from sift_common.contracts import DocumentCollected, EntityRefresh
 from sift_common.errors import InvalidMessageError
 from sift_common.messaging.failures import EventT
 from sift_common.messaging.topology import (
@@ -19,7 +20,9 @@ from sift_common.messaging.topology import (
 )
 
 
-def analyzer_topology(settings: AnalyzerSettings) -> tuple[Topology, ConsumerQueue, ConsumerQueue]:
+def analyzer_topology(
+    settings: AnalyzerSettings,
+) -> tuple[Topology, ConsumerQueue[DocumentCollected], ConsumerQueue[EntityRefresh]]:
     """Its two work queues, plus the archiver's so confirmed publishes always have a home."""
     delays, retries = settings.retry_delays, settings.analyzer_max_retries
     documents = replace(ANALYZER_DOCUMENTS, retry_delays_ms=delays, max_retries=retries)

@@ -98,15 +98,15 @@ class Archiver:
             await DigestArchive(self.pool, self.metrics).handle(event)
 
         # Each handler holds its message until its batch commits: prefetch > batch size.
-        specs = {spec.name: spec for spec in self.topology.consumer_queues}
-        docs, digests = specs[ARCHIVER_DOCUMENTS.name], specs[ARCHIVER_DIGESTS.name]
+        docs = self.topology.resolve(ARCHIVER_DOCUMENTS)
+        digests = self.topology.resolve(ARCHIVER_DIGESTS)
         prefetch = self.settings.prefetch
         subscribe(
-            self.broker, self.topology, docs, DocumentAnalyzed, on_analyzed,
+            self.broker, self.topology, docs, on_analyzed,
             prefetch=prefetch, inflight=self.inflight,
         )  # fmt: skip
         subscribe(
-            self.broker, self.topology, digests, EntityDigested, on_digested,
+            self.broker, self.topology, digests, on_digested,
             prefetch=8, inflight=self.inflight,
         )  # fmt: skip
 

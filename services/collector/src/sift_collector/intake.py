@@ -38,9 +38,8 @@ def register_intake(
             raise InvalidMessageError(f"document refused: {reasons}") from exc
 
     subscribe(
-        broker, topology, COLLECTOR_INTAKE, DocumentSubmitted, on_submitted,
-        prefetch=prefetch, inflight=inflight,
-    )  # fmt: skip
+        broker, topology, COLLECTOR_INTAKE, on_submitted, prefetch=prefetch, inflight=inflight
+    )
 
 
 def document_outputs(broker: RabbitBroker, topology: Topology) -> None:

@@ -52,16 +52,15 @@ def _raw_body(message: Any) -> bytes:
 def subscribe(
     broker: RabbitBroker,
     topology: Topology,
-    spec: ConsumerQueue,
-    model: type[EventT],
+    spec: ConsumerQueue[EventT],
     handler: Handler[EventT],
     *,
     prefetch: int = 32,
     inflight: InFlight | None = None,
 ) -> None:
-    """Register `handler` for `spec`'s work queue. Handlers run concurrently up to `prefetch`,
-    each within `inflight`'s time budget (a private `InFlight` with the default budget when the
-    caller does not drain at shutdown)."""
+    """Register `handler` for `spec`'s work queue; each message is decoded as `spec.event`.
+    Handlers run concurrently up to `prefetch`, each within `inflight`'s time budget (a private
+    `InFlight` with the default budget when the caller does not drain at shutdown)."""
     queue_name = topology.work_queue(spec)
     tracker = inflight if inflight is not None else InFlight()
 
@@ -75,7 +74,7 @@ def subscribe(
         headers = dict(message.headers)
         correlation_id.set(message.correlation_id)
         try:
-            error = await _run(handler, decode_event, model, body, tracker.budget_s)
+            error = await _run(handler, decode_event, spec.event, body, tracker.budget_s)
         except asyncio.CancelledError:  # drained at shutdown: left unacked, as above
             logger.info("handing back %s: cancelled at shutdown", message.message_id)
             raise
@@ -98,7 +97,7 @@ def subscribe(
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_body,
         title=queue_name,
-        description=f"{model.__name__} events for {spec.name}",
+        description=f"{spec.event.__name__} events for {spec.name}",
     )(on_message)
 
 

@@ -14,7 +14,18 @@ declared by an older Sift is moved over by `sift queues migrate` (queue_migratio
 """
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, cast
+
+from typing_extensions import TypeVar
+
+from sift_common.contracts import (
+    DocumentAnalyzed,
+    DocumentCollected,
+    DocumentSubmitted,
+    EntityDigested,
+    EntityRefresh,
+    Event,
+)
 
 RETRY_COUNT_HEADER = "x-sift-retry-count"
 LAST_ERROR_HEADER = "x-sift-last-error"
@@ -31,12 +42,21 @@ AT_LEAST_ONCE: dict[str, str] = {
 }
 
 
+# The event a queue carries. Covariant, so a `ConsumerQueue[DocumentCollected]` is a
+# `ConsumerQueue` (of `Event`) wherever any queue will do.
+EventT_co = TypeVar("EventT_co", bound=Event, default=Event, covariant=True)
+EventT = TypeVar("EventT", bound=Event)
+
+
 @dataclass(frozen=True)
-class ConsumerQueue:
-    """One consumer's work queue: its name (without namespace) and what it subscribes to."""
+class ConsumerQueue(Generic[EventT_co]):
+    """One consumer's work queue: its name (without namespace) and the event class it takes.
+
+    The queue is bound to the event's `ROUTING_KEY`, and the reliable consumer decodes every
+    message as that class: one declaration joins the two, not a pair of equal strings."""
 
     name: str
-    routing_key: str
+    event: type[EventT_co]
     retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
     max_retries: int = 5
     delivery_limit: int = 10
@@ -47,6 +67,16 @@ class ConsumerQueue:
         if self.max_retries < 0 or self.delivery_limit < 1:
             raise ValueError(f"{self.name}: max_retries >= 0 and delivery_limit >= 1 required")
 
+    @property
+    def routing_key(self) -> str:
+        """The routing key the work queue is bound by: its event's."""
+        return self.event.ROUTING_KEY
+
+    @property
+    def consumer(self) -> str:
+        """The service that owns the queue: the first part of its name."""
+        return self.name.split(".", 1)[0]
+
     def retry_delay_ms(self, retry_number: int) -> int:
         """Delay before retry number `retry_number` (1-based); the last rung repeats."""
         return self.retry_delays_ms[min(retry_number, len(self.retry_delays_ms)) - 1]
@@ -56,11 +86,11 @@ class ConsumerQueue:
         return min(retry_number, len(self.retry_delays_ms)) - 1
 
 
-COLLECTOR_INTAKE = ConsumerQueue("collector.intake", "intake.document")
-ANALYZER_DOCUMENTS = ConsumerQueue("analyzer.documents", "document.collected")
-ANALYZER_ENTITY_REFRESH = ConsumerQueue("analyzer.entity-refresh", "entity.refresh")
-ARCHIVER_DOCUMENTS = ConsumerQueue("archiver.documents", "document.analyzed")
-ARCHIVER_DIGESTS = ConsumerQueue("archiver.digests", "entity.digested")
+COLLECTOR_INTAKE = ConsumerQueue("collector.intake", DocumentSubmitted)
+ANALYZER_DOCUMENTS = ConsumerQueue("analyzer.documents", DocumentCollected)
+ANALYZER_ENTITY_REFRESH = ConsumerQueue("analyzer.entity-refresh", EntityRefresh)
+ARCHIVER_DOCUMENTS = ConsumerQueue("archiver.documents", DocumentAnalyzed)
+ARCHIVER_DIGESTS = ConsumerQueue("archiver.digests", EntityDigested)
 
 ALL_CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (
     COLLECTOR_INTAKE,
@@ -92,6 +122,14 @@ class Topology:
     @property
     def dead_letter_exchange(self) -> str:
         return f"{self.namespace}sift.dlx"
+
+    def resolve(self, spec: ConsumerQueue[EventT]) -> ConsumerQueue[EventT]:
+        """This topology's queue named like `spec`: its retry settings may differ (tests
+        shorten the ladders), its event may not."""
+        for declared in self.consumer_queues:
+            if declared.name == spec.name and declared.event is spec.event:
+                return cast(ConsumerQueue[EventT], declared)
+        raise KeyError(f"no {spec.name} queue for {spec.event.__name__} in this topology")
 
     def work_queue(self, spec: ConsumerQueue) -> str:
         return f"{self.namespace}{spec.name}"
