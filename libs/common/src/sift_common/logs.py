@@ -47,10 +47,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(service: str, level: int = logging.INFO) -> None:
-    """Send every logger's records to stderr as JSON lines (idempotent)."""
+# Libraries that log a line per request at INFO: quiet unless DEBUG was asked for.
+CHATTY_LOGGERS = ("httpx",)
+
+
+def configure_logging(service: str, level: int | str = logging.INFO) -> None:
+    """Send every logger's records at `level` and above (a number, or a name such as "DEBUG")
+    to stderr as JSON lines (idempotent)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    chatty = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(chatty)

@@ -4,7 +4,7 @@ A service composes the fragments it needs into one `Settings` class and calls `l
 at start-up, so a wrong value stops the process with a message naming the variable.
 """
 
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import AmqpDsn, Field, HttpUrl, RedisDsn, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +20,23 @@ class SiftSettings(BaseSettings):
     """Base of every settings class: `SIFT_` prefix, unknown variables ignored."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class ServiceSettings(SiftSettings):
+    """What every long-running service reads, whatever else it needs."""
+
+    log_level: LogLevel = Field(
+        default="INFO",
+        description="Lowest level logged (SIFT_LOG_LEVEL): DEBUG, INFO, WARNING, ERROR, CRITICAL.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_name(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
 
 class RabbitSettings(SiftSettings):

@@ -1,0 +1,151 @@
+"""The one error envelope of Sift's own HTTP APIs (the collector's and the archiver's; the LLM
+gateway answers in OpenAI's shape instead).
+
+    {"error": {"message": "...", "type": "invalid_request", "field": "documents[2].body",
+               "errors": [{"field": "documents[2].body", "reason": "..."}]}}
+
+`type` is a stable machine-readable kind; `field` names the request field at fault (null when
+the error is not about one field) and `errors` lists every field at fault. A handler raises
+`ApiError` (or `DependencyUnavailable`: 503 with `Retry-After`, type `<dependency>_unavailable`);
+FastAPI's own refusals (validation, 404, 405) are answered in the same envelope.
+"""
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+RETRY_AFTER_S = 5
+REQUEST_PARTS = ("query", "path", "header", "cookie", "body")
+Location = Sequence[int | str]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where in the request: `documents[2].body`, `bucket`.")
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str = Field(description="Stable machine-readable kind, e.g. `invalid_request`.")
+    field: str | None = Field(default=None, description="The field at fault, if one is.")
+    errors: list[FieldError] = Field(default_factory=list, description="Every field at fault.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def error(
+    status: int,
+    kind: str,
+    message: str,
+    *,
+    errors: Sequence[tuple[str, str]] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    fields = [FieldError(field=field, reason=reason) for field, reason in errors]
+    first = fields[0].field if fields else None
+    body = ErrorBody(message=message, type=kind, field=first, errors=fields)
+    return JSONResponse(ErrorResponse(error=body).model_dump(), status, headers=headers)
+
+
+class ApiError(Exception):
+    """Answered as `status` with the envelope; `errors` are (field, reason) pairs."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        *,
+        errors: Sequence[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+        self.errors, self.headers = list(errors), dict(headers or {})
+
+    def response(self) -> JSONResponse:
+        return error(self.status, self.kind, self.message, errors=self.errors, headers=self.headers)
+
+
+class DependencyUnavailable(ApiError):
+    """A dependency the request needs is down or at capacity: 503, naming it."""
+
+    def __init__(self, dependency: str, message: str, retry_after_s: float | None = None) -> None:
+        self.dependency = dependency
+        self.retry_after_s = retry_after_s or RETRY_AFTER_S
+        retry_after = str(max(1, math.ceil(self.retry_after_s)))
+        super().__init__(
+            503, f"{dependency}_unavailable", message, headers={"Retry-After": retry_after}
+        )
+
+
+def error_doc(description: str, retry_after: bool = False) -> dict[str, Any]:
+    """An OpenAPI `responses` entry for an error status."""
+    doc: dict[str, Any] = {"model": ErrorResponse, "description": description}
+    if retry_after:
+        header = {"required": True, "schema": {"type": "integer", "minimum": 1}}
+        doc["headers"] = {"Retry-After": {"description": "Seconds to wait", **header}}
+    return doc
+
+
+def field_name(parts: Location) -> str:
+    """`("documents", 2, "body")` → `documents[2].body`."""
+    name = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts)
+    return name.lstrip(".") or "(request body)"
+
+
+def request_field(location: Location) -> str:
+    """A validation error's location without the part of the request it came from."""
+    parts = list(location)
+    return field_name(parts[1:] if parts and parts[0] in REQUEST_PARTS else parts)
+
+
+def status_kind(status: int) -> str:
+    """`404` → `not_found`: the error type of a status that says all there is to say."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+    return "_".join(phrase.lower().replace("-", " ").split())
+
+
+def install_error_handlers(
+    app: FastAPI, field_of: Callable[[Location], str] = request_field
+) -> None:
+    """Answer `ApiError`, FastAPI's validation errors and HTTP errors in the envelope.
+
+    `field_of` turns a validation error's location into the field name a client sent."""
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        found = exc.errors()
+        if any(problem["type"] == "json_invalid" for problem in found):
+            detail = found[0].get("ctx", {}).get("error", "JSON decode error")
+            return error(400, "invalid_json", f"the body is not JSON: {detail}")
+        fields = [(field_of(problem["loc"]), str(problem["msg"])) for problem in found]
+        more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
+        message = f"{fields[0][0]}: {fields[0][1]}{more}"
+        return error(422, "invalid_request", message, errors=fields)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error(
+            exc.status_code, status_kind(exc.status_code), str(exc.detail), headers=exc.headers
+        )
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, http_error)

@@ -1,0 +1,43 @@
+"""The operator routes every FastAPI service serves: `/health/live`, `/health/ready`, `/metrics`.
+
+One body shape for all of them: live is `{"status": "live"}`; ready is a `ReadinessReport`
+(200 when ready, 503 when a check fails or the service is draining)."""
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel
+
+from sift_common.service.readiness import Readiness, ReadinessReport
+
+
+class Liveness(BaseModel):
+    status: Literal["live"] = "live"
+
+
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ReadinessReport, "description": "A dependency is down, or shutting down"}
+}
+
+
+def ops_router(readiness: Readiness, registry: CollectorRegistry) -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/health/live")
+    async def live() -> Liveness:
+        """The process is up and serving."""
+        return Liveness()
+
+    @router.get("/health/ready", response_model=ReadinessReport, responses=NOT_READY)
+    async def ready() -> JSONResponse:
+        """Every dependency answers and the service is not draining; 503 says which does not."""
+        report = await readiness.report()
+        return JSONResponse(report.model_dump(), 200 if report.ready else 503)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
