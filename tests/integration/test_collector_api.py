@@ -224,9 +224,13 @@ async def test_bad_requests_get_the_right_4xx_and_publish_nothing(
         response = await client.post("/v1/documents", headers=headers, **kwargs)
     assert response.status_code == status, response.text
     error = response.json()["error"]
-    assert error["code"] == code
+    assert error["type"] == code
+    assert set(error) == {"message", "type", "field", "errors"}
     if field is not None:
         assert field in [entry["field"] for entry in error["errors"]], error
+        assert error["field"] == error["errors"][0]["field"]
+    else:
+        assert error["field"] is None
     assert await ready_count(rabbit_url, Topology(namespace).work_queue(ANALYZER_DOCUMENTS)) == 0
 
 
@@ -270,7 +274,7 @@ async def test_wrong_content_type_is_415(start_collector: StartCollector) -> Non
             "/v1/documents", headers={"X-API-Key": KEY}, data={"source": "a", "body": "b"}
         )
     assert response.status_code == 415
-    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert response.json()["error"]["type"] == "unsupported_media_type"
 
 
 async def test_duplicates_in_a_batch_and_on_repeat_are_published_once(
@@ -302,20 +306,24 @@ async def test_rate_limit_answers_429_with_retry_after_per_publisher(
     assert statuses == [202, 202, 202]
     assert limited.status_code == 429
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
-    assert limited.json()["error"]["code"] == "rate_limited"
+    assert limited.json()["error"]["type"] == "rate_limited"
     assert other.status_code == 202  # another publisher has its own budget
 
 
 async def test_health_and_metrics(start_collector: StartCollector) -> None:
     collector = await start_collector()
     async with client_for(collector) as client:
-        assert (await client.get("/health/live")).status_code == 200
+        live = await client.get("/health/live")
         ready = await client.get("/health/ready")
         await post(client, {"documents": [doc(1), doc(1)]})
         await post(client, {"documents": [doc(2, body=" ")]})
         metrics = (await client.get("/metrics")).text
+    assert live.json() == {"status": "live"}
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"broker": "ok", "redis": "ok"}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"broker": {"ok": True, "error": None}, "redis": {"ok": True, "error": None}},
+    }
     for line in (
         'sift_collector_documents_total{outcome="published",publisher="tester"} 1.0',
         'sift_collector_documents_total{outcome="duplicate",publisher="tester"} 1.0',
@@ -413,9 +421,11 @@ async def test_broker_outage_answers_503_and_loses_nothing(
         refused = await post(client, {"documents": during})
         assert refused.status_code == 503, refused.text
         assert int(refused.headers["Retry-After"]) >= 1
-        assert refused.json()["error"]["code"] == "unavailable"
+        assert refused.json()["error"]["type"] == "unavailable"
         not_ready = await wait_for_status(client, "/health/ready", 503)
-        assert not_ready.json()["checks"]["broker"] != "ok"
+        assert not_ready.json()["status"] == "not_ready"
+        assert not_ready.json()["checks"]["broker"]["ok"] is False
+        assert not_ready.json()["checks"]["broker"]["error"]
         assert (await post(client, {"documents": during})).status_code == 503
         rabbit_proxy.restore()
         await wait_for_status(client, "/health/ready", 200)

@@ -31,6 +31,7 @@ from tests.integration.test_collector_sources import (
     drop_source,
     rss_source,
 )
+from tests.support.gateway import free_port
 from tests.support.rabbit import delete_topology
 
 pytestmark = pytest.mark.integration
@@ -93,10 +94,11 @@ async def test_two_collector_processes_poll_each_source_once_per_interval(
         "SIFT_COLLECTOR_SOURCES": str(_write_config(tmp_path, server, drop)),
     }
     logs = [(tmp_path / f"collector-{i}.log").open("wb") for i in range(2)]
-    processes = [
+    processes = [  # the whole collector, as `sift-collector` runs it, each on its own port
         await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sift_collector.scheduling", env=env, stderr=log, stdout=log
-        )
+            sys.executable, "-m", "sift_collector.app",
+            env={**env, "SIFT_COLLECTOR_PORT": str(free_port())}, stderr=log, stdout=log,
+        )  # fmt: skip
         for log in logs
     ]
     try:

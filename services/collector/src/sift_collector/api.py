@@ -7,13 +7,13 @@ document refused by normalisation (422, each error naming its field: `documents[
 `body` for a single document). A batch is all or nothing: one refused document refuses the
 batch and nothing is published. 202 comes only once the broker confirmed every new document;
 a broker or Redis that is down answers 503 + Retry-After and keeps nothing claimed, so the
-same request can simply be retried. Every error has the `ErrorResponse` shape.
+same request can simply be retried. Every error is `{"error": {"message", "type", "field",
+"errors"}}`: `type` a stable code, `field` the field at fault (null when none), `errors` every
+field at fault with its reason.
 """
 
 import hmac
 import logging
-import math
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -21,26 +21,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, Request, Response, Security
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
-from limits import RateLimitItem
-from limits.aio.strategies import RateLimiter
-from limits.errors import StorageError
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from starlette.exceptions import HTTPException
+from prometheus_client import CollectorRegistry, Counter
 from starlette.types import Message
 
-from sift_collector.api_models import (
-    Accepted,
-    AcceptedDocument,
-    ApiError,
-    DocumentBatch,
-    ErrorResponse,
-    HealthReport,
-    Submission,
-)
+from sift_collector.api_models import Accepted, AcceptedDocument, DocumentBatch, Submission
 from sift_collector.ingest import (
     BatchRejectedError,
     DependencyUnavailableError,
@@ -48,8 +34,11 @@ from sift_collector.ingest import (
     Rejection,
 )
 from sift_collector.publisher import BrokerUnavailableError
+from sift_collector.rate_limit import PublisherRateLimit
 from sift_common.logs import correlation_id
-from sift_common.readiness import Readiness
+from sift_common.service.errors import ApiError, error_doc, field_name, install_error_handlers
+from sift_common.service.ops import ops_router
+from sift_common.service.readiness import Readiness
 
 logger = logging.getLogger(__name__)
 
@@ -65,39 +54,14 @@ class ApiLimits:
     max_request_bytes: int = 10 * 1024**2
 
 
-class PublisherRateLimit:
-    """A moving-window budget of requests per publisher (a publisher's keys share it)."""
-
-    def __init__(self, limiter: RateLimiter, item: RateLimitItem) -> None:
-        self._limiter, self._item = limiter, item
-
-    async def retry_after(self, publisher: str) -> int | None:
-        """None when the request may go on, else whole seconds until the window has room."""
-        try:
-            if await self._limiter.hit(self._item, publisher):
-                return None
-            stats = await self._limiter.get_window_stats(self._item, publisher)
-        except StorageError as exc:
-            raise DependencyUnavailableError(f"rate limit storage: {exc}") from exc
-        return max(1, math.ceil(stats.reset_time - time.time()))
-
-
-def _error_doc(description: str, retry_after: bool = False) -> dict[str, Any]:
-    doc: dict[str, Any] = {"model": ErrorResponse, "description": description}
-    if retry_after:
-        header = {"required": True, "schema": {"type": "integer", "minimum": 1}}
-        doc["headers"] = {"Retry-After": {"description": "Seconds to wait", **header}}
-    return doc
-
-
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _error_doc("The body is not JSON"),
-    401: _error_doc("The API key is missing or unknown"),
-    413: _error_doc("The request body is over the byte limit (SIFT_COLLECTOR_MAX_REQUEST_BYTES)"),
-    415: _error_doc("The body is not sent as application/json"),
-    422: _error_doc("Not a document or batch, or a document was refused; `errors` names fields"),
-    429: _error_doc("The publisher is over its rate limit", retry_after=True),
-    503: _error_doc("The broker or Redis is unavailable; nothing was kept", retry_after=True),
+    400: error_doc("The body is not JSON"),
+    401: error_doc("The API key is missing or unknown"),
+    413: error_doc("The request body is over the byte limit (SIFT_COLLECTOR_MAX_REQUEST_BYTES)"),
+    415: error_doc("The body is not sent as application/json"),
+    422: error_doc("Not a document or batch, or a document was refused; `errors` names fields"),
+    429: error_doc("The publisher is over its rate limit", retry_after=True),
+    503: error_doc("The broker or Redis is unavailable; nothing was kept", retry_after=True),
 }
 _API_KEY = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="Publisher API key")
 
@@ -114,12 +78,12 @@ def create_api(
 ) -> FastAPI:
     """The collector's HTTP app; every resource is passed in (the composition root owns them)."""
     app = FastAPI(title="Sift collector", version="1.0.0", description=__doc__, lifespan=lifespan)
-    _add_error_handlers(app)
+    install_error_handlers(app, _body_field)
     _add_request_metrics(app, registry)
     guarded = APIRouter(route_class=_guarded_route(_make_guard(api_keys, rate_limit, limits)))
     _add_ingest_route(guarded, ingest, limits)
     app.include_router(guarded)
-    _add_ops_routes(app, readiness, registry)
+    app.include_router(ops_router(readiness, registry))
     return app
 
 
@@ -163,28 +127,6 @@ def _add_ingest_route(router: APIRouter, ingest: Ingest, limits: ApiLimits) -> N
         return Accepted(
             accepted=[AcceptedDocument(id=o.id, status=o.status) for o in result.outcomes]
         )
-
-
-def _add_ops_routes(app: FastAPI, readiness: Readiness, registry: CollectorRegistry) -> None:
-    @app.get("/health/live", tags=["health"])
-    async def live() -> HealthReport:
-        """The process is up and serving."""
-        return HealthReport(status="live", checks={})
-
-    not_ready = {"model": HealthReport, "description": "A dependency is down, or shutting down"}
-
-    @app.get(
-        "/health/ready", response_model=HealthReport, responses={503: not_ready}, tags=["health"]
-    )
-    async def ready() -> JSONResponse:
-        """Broker connected and Redis answering PING; 503 naming what is not."""
-        ok, checks = await readiness.report()
-        report = HealthReport(status="ready" if ok else "not_ready", checks=checks)
-        return JSONResponse(report.model_dump(), 200 if ok else 503)
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _rejected_field(batch: bool, rejection: Rejection) -> str:
@@ -281,40 +223,8 @@ def _replaying(request: Request, body: bytes) -> Request:
     return Request(request.scope, receive)
 
 
-def _field_name(location: Sequence[int | str]) -> str:
-    parts = list(location)[2:]  # ("body", tag, ...): the tag is ours, not the sender's
-    name = ""
-    for part in parts:
-        name += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return name.lstrip(".") or "(request body)"
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    async def on_api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return JSONResponse(exc.body.model_dump(), exc.status, headers=exc.headers)
-
-    async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        errors = exc.errors()
-        if any(error["type"] == "json_invalid" for error in errors):
-            detail = errors[0].get("ctx", {}).get("error", "JSON decode error")
-            return await on_api_error(request, ApiError(400, "invalid_json", f"not JSON: {detail}"))
-        fields = [(_field_name(error["loc"]), str(error["msg"])) for error in errors]
-        invalid = ApiError(
-            422, "invalid_request", "the body is not a valid submission", errors=fields
-        )
-        return await on_api_error(request, invalid)
-
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        code = "_".join(str(exc.detail).lower().split()) or "http_error"
-        error = ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers)
-        return await on_api_error(request, error)
-
-    app.add_exception_handler(ApiError, on_api_error)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(HTTPException, on_http)
+def _body_field(location: Sequence[int | str]) -> str:
+    return field_name(list(location)[2:])  # ("body", tag, ...): the tag is ours, not the sender's
 
 
 def _add_request_metrics(app: FastAPI, registry: CollectorRegistry) -> None:

@@ -4,10 +4,10 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from sift_common.settings import RabbitSettings, RedisSettings
+from sift_common.settings import RabbitSettings, RedisSettings, ServiceSettings
 
 
-class CollectorSettings(RabbitSettings, RedisSettings):
+class CollectorSettings(ServiceSettings, RabbitSettings, RedisSettings):
     collector_host: str = Field(default="127.0.0.1", description="SIFT_COLLECTOR_HOST")
     collector_port: int = Field(default=8110, ge=1, le=65535, description="SIFT_COLLECTOR_PORT")
     collector_sources: Path | None = Field(
