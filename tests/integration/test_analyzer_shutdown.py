@@ -65,6 +65,16 @@ async def test_sigterm_turns_readiness_off_finishes_in_flight_and_exits_0(
         process = start_process(env, log)
         processes.append(process)
         await wait_ready(port)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            live, ready = await http.get("/health/live"), await http.get("/health/ready")
+        assert live.json() == {"status": "live"}
+        assert ready.json() == {
+            "status": "ready",
+            "checks": {
+                name: {"ok": True, "error": None}
+                for name in ("broker", "redis", "database", "gateway")
+            },
+        }
         document = Document.create(source="t", body="Acme held its annual meeting.", kind="news")
         broker = make_broker(rabbit_url)
         await broker.connect()
@@ -80,7 +90,10 @@ async def test_sigterm_turns_readiness_off_finishes_in_flight_and_exits_0(
 
             async def not_ready() -> bool:
                 ready = await http.get(f"http://127.0.0.1:{port}/health/ready")
-                return ready.status_code == 503
+                if ready.status_code != 503:
+                    return False
+                assert ready.json() == {"status": "draining", "checks": {}}
+                return True
 
             await eventually(not_ready, timeout=1.5)  # inside the drain grace, still serving
         assert process.poll() is None  # the in-flight LLM call is still running
