@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 .PHONY: help sync lint format typecheck test test-unit test-integration migrate demo up down bench \
-	vllm-prepare vllm-up vllm-down vllm-status gateway bench-gateway docs-contracts collector \
+	vllm-prepare vllm-up vllm-down vllm-status gateway bench-gateway docs collector \
 	analyzer archiver bench-archive bench-digest test-e2e eval
 
 help: ## List the targets
@@ -86,7 +86,8 @@ bench-archive: sync ## Store throughput with embeddings and k-NN recall/latency 
 bench-digest: sync ## Digest refreshes: LLM calls of the novelty policy vs a fixed interval
 	$(RUN) python bench/digest_refresh.py $(BENCH_ARGS)
 
-docs-contracts: sync ## Regenerate docs/asyncapi and docs/openapi from the code
+docs: sync ## Regenerate the references made from the code: configuration, events, AsyncAPI, OpenAPI
+	$(RUN) python -m scripts.docs
 	$(RUN) python -m sift_collector.contracts_export
 
 collector: sync ## Run the collector (ingest API, AMQP intake, scheduled sources)

@@ -1,4 +1,6 @@
-"""The published contracts (docs/asyncapi, docs/openapi) are what the code generates now."""
+"""The collector's published HTTP contract (docs/openapi) is what the code generates now.
+
+The AsyncAPI documents of every service: tests/unit/test_generated_docs.py."""
 
 import json
 import os
@@ -7,16 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from sift_collector.app import Collector
-from sift_collector.contracts_export import (
-    ASYNCAPI_FILE,
-    OPENAPI_FILE,
-    contract_settings,
-    main,
-    render,
-)
+from sift_collector.contracts_export import OPENAPI_FILE, contract_settings, main, render
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +31,7 @@ def test_committed_contracts_are_up_to_date() -> None:
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, f"stale contracts; run `make docs-contracts`\n{result.stderr}"
+    assert result.returncode == 0, f"stale contracts; run `make docs`\n{result.stderr}"
 
 
 def test_check_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,23 +41,6 @@ def test_check_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     path.write_text(path.read_text().replace("Sift collector", "Something else"))
     assert main(["--check", "--docs", str(tmp_path)]) == 1
     assert "openapi/collector.json is stale" in capsys.readouterr().err
-
-
-def test_asyncapi_describes_the_intake_and_the_collected_event() -> None:
-    asyncapi = yaml.safe_load(render(Collector(contract_settings()))[ASYNCAPI_FILE])
-    intake = asyncapi["channels"]["collector.intake"]
-    assert intake["address"] == "intake.document"
-    [intake_message] = intake["messages"].values()
-    message = asyncapi["components"]["messages"][intake_message["$ref"].rsplit("/", 1)[-1]]
-    assert message["payload"] == {"$ref": "#/components/schemas/DocumentSubmitted"}
-    schemas = asyncapi["components"]["schemas"]
-    assert {"DocumentSubmitted", "IncomingDocument", "DocumentCollected", "Document"} <= set(
-        schemas
-    )
-    sent = asyncapi["operations"]["document.collected"]
-    assert sent["action"] == "send"
-    assert sent["bindings"]["amqp"]["deliveryMode"] == 2  # persistent
-    assert asyncapi["operations"]["collector.intake"]["action"] == "receive"
 
 
 def test_openapi_documents_every_answer_of_the_ingest_route() -> None:

@@ -42,7 +42,7 @@ def test_resolve_finds_the_topologys_version_of_a_queue() -> None:
     fast = replace(ANALYZER_DOCUMENTS, retry_delays_ms=(100,))
     topology = Topology("t.", (fast, ARCHIVER_DIGESTS))
     assert topology.resolve(ANALYZER_DOCUMENTS) is fast
-    with pytest.raises(KeyError, match="archiver.documents"):
+    with pytest.raises(KeyError, match=r"archiver\.documents"):
         topology.resolve(ConsumerQueue("archiver.documents", DocumentCollected))
     with pytest.raises(KeyError, match="EntityRefresh"):
         topology.resolve(ConsumerQueue("archiver.digests", EntityRefresh))

@@ -8,10 +8,15 @@ from sift_common.settings import RabbitSettings, RedisSettings, ServiceSettings
 
 
 class CollectorSettings(ServiceSettings, RabbitSettings, RedisSettings):
-    collector_host: str = Field(default="127.0.0.1", description="SIFT_COLLECTOR_HOST")
-    collector_port: int = Field(default=8110, ge=1, le=65535, description="SIFT_COLLECTOR_PORT")
+    collector_host: str = Field(
+        default="127.0.0.1", description="Address the ingest API, health and metrics listen on."
+    )
+    collector_port: int = Field(
+        default=8110, ge=1, le=65535, description="Port of the ingest API, health and metrics."
+    )
     collector_sources: Path | None = Field(
-        default=None, description="SIFT_COLLECTOR_SOURCES: YAML of scheduled sources (optional)"
+        default=None,
+        description="YAML of scheduled sources (docs/examples/sources.yaml); unset: none.",
     )
     collector_api_keys: dict[str, str] = Field(
         default_factory=lambda: {"dev-key": "dev"},
@@ -21,12 +26,26 @@ class CollectorSettings(ServiceSettings, RabbitSettings, RedisSettings):
         ),
     )
     collector_rate_limit: str = Field(
-        default="100/second", description="SIFT_COLLECTOR_RATE_LIMIT: per API key (limits syntax)"
+        default="100/second",
+        description=(
+            "Ingest requests per publisher (its API keys share it), in the `limits` syntax "
+            "(`100/second`, `5000/hour`); over it: 429 with Retry-After."
+        ),
     )
-    collector_dedup_window_s: int = Field(default=7 * 24 * 3600, gt=0)
-    collector_max_body_chars: int = Field(default=100_000, gt=0)
-    collector_max_request_bytes: int = Field(default=10 * 1024**2, gt=0)
-    collector_max_batch: int = Field(default=500, gt=0)
+    collector_dedup_window_s: int = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="A document whose content was published this recently is a duplicate.",
+    )
+    collector_max_body_chars: int = Field(
+        default=100_000, gt=0, description="Longest body after normalisation; longer is refused."
+    )
+    collector_max_request_bytes: int = Field(
+        default=10 * 1024**2, gt=0, description="Largest ingest request body; larger: 413."
+    )
+    collector_max_batch: int = Field(
+        default=500, gt=0, description="Most documents in one ingest request; more: 422."
+    )
     collector_confirm_timeout_s: float = Field(
         default=10.0,
         gt=0,

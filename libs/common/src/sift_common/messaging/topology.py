@@ -100,6 +100,18 @@ ALL_CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (
     ARCHIVER_DIGESTS,
 )
 
+UPSTREAM = "upstream"  # publishers outside Sift that speak AMQP
+# Who publishes each event: the other half of the flow, next to the queues that name their
+# consumers. The event-flow table and every service's AsyncAPI document are generated from
+# both (catalog.py, asyncapi.py); a test fails when a queue's event has no producer here.
+PRODUCERS: dict[type[Event], tuple[str, ...]] = {
+    DocumentSubmitted: (UPSTREAM,),
+    DocumentCollected: ("collector",),
+    DocumentAnalyzed: ("analyzer",),
+    EntityRefresh: ("archiver",),  # after a commit that linked new documents, and on schedule
+    EntityDigested: ("analyzer",),
+}
+
 
 @dataclass(frozen=True)
 class QueueDeclaration:

@@ -1,0 +1,1 @@
+"""`make docs`: the references generated from the code (configuration, events, AsyncAPI)."""
