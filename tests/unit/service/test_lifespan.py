@@ -26,7 +26,13 @@ async def test_stops_run_in_reverse_even_when_one_fails(caplog: pytest.LogCaptur
         shutdown.on_stop("clients", step("clients"))
         shutdown.on_stop("broker", step("broker", fails=True))
         shutdown.on_stop("messages in flight", step("drain"))
-    assert order == ["drain (draining=True)", "broker (draining=True)", "clients (draining=True)"]
+        shutdown.on_stop("intake", lambda: order.append("stop accepting"))  # a plain function
+    assert order == [
+        "stop accepting",
+        "drain (draining=True)",
+        "broker (draining=True)",
+        "clients (draining=True)",
+    ]
     assert "stopping the broker failed" in caplog.text
 
 

@@ -9,8 +9,9 @@ background tasks; they stop the other way round.
 """
 
 import asyncio
+import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
@@ -23,7 +24,7 @@ from sift_common.service.readiness import Readiness
 
 logger = logging.getLogger(__name__)
 
-Stop = Callable[[], Awaitable[object]]
+Stop = Callable[[], object]  # a coroutine function, or a plain function
 Background = Callable[[asyncio.Event], Coroutine[Any, Any, None]]  # runs until the event is set
 
 
@@ -36,7 +37,9 @@ class Shutdown:
     def on_stop(self, what: str, stop: Stop) -> None:
         async def logged() -> None:
             try:
-                await stop()
+                result = stop()
+                if inspect.isawaitable(result):
+                    await result
             except Exception:
                 logger.exception("stopping the %s failed", what)
 
