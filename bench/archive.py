@@ -48,10 +48,10 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sift_archiver.app import asyncpg_dsn, init_connection  # noqa: E402
 from sift_archiver.embedder import Embedder  # noqa: E402
 from sift_archiver.ingest import DocumentArchive  # noqa: E402
 from sift_archiver.metrics import ArchiverMetrics  # noqa: E402
+from sift_archiver.pool import asyncpg_dsn, init_connection  # noqa: E402
 from sift_archiver.queries import DocFilters  # noqa: E402
 from sift_archiver.search import SearchSettings, nearest_documents, nearest_sql  # noqa: E402
 from sift_common.gateway_client import GatewayClient  # noqa: E402

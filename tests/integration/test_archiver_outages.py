@@ -18,7 +18,7 @@ from sift_archiver.embedder import Embedder
 from sift_archiver.search import SearchSettings
 from sift_common.gateway_client import GatewayClient
 from sift_common.messaging.topology import Topology
-from sift_common.readiness import Readiness
+from sift_common.service.readiness import Readiness
 from tests.support.archiver import (
     API_KEY,
     HEADERS,

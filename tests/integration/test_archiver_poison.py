@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from sift_archiver.app import asyncpg_dsn
+from sift_archiver.pool import asyncpg_dsn
 from sift_common.contracts import DocumentAnalyzed
 from sift_common.messaging.topology import (
     ARCHIVER_DOCUMENTS,

@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from sift_archiver.app import asyncpg_dsn
+from sift_archiver.pool import asyncpg_dsn
 from sift_common.messaging.topology import ARCHIVER_DOCUMENTS, Topology
 from sift_common.store import migrate
 from tests.conftest import ROOT

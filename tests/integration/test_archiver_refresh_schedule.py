@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from sift_archiver.app import asyncpg_dsn
 from sift_archiver.ingest import refresh_publisher
+from sift_archiver.pool import asyncpg_dsn
 from sift_archiver.refresh_schedule import publish_scheduled_refreshes, run_refresh_schedule
 from sift_common.contracts import EntityRef, EntityRefresh
 from sift_common.messaging.broker import declare_topology, make_broker

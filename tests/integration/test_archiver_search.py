@@ -9,7 +9,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from sift_archiver.app import asyncpg_dsn, init_connection
+from sift_archiver.pool import asyncpg_dsn, init_connection
 from sift_archiver.queries import DocFilters
 from sift_archiver.search import SearchSettings, configure, nearest_documents, nearest_sql
 from sift_common.store import migrate

@@ -9,7 +9,7 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from sift_archiver.app import asyncpg_dsn
+from sift_archiver.pool import asyncpg_dsn
 from sift_common.contracts import DocumentAnalyzed, EntityDigested, EntityRef, EntityRefresh
 from sift_common.messaging.topology import ANALYZER_ENTITY_REFRESH, ARCHIVER_DOCUMENTS, Topology
 from tests.support.archiver import (

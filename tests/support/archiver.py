@@ -19,7 +19,8 @@ import pytest
 import uvicorn
 from aiohttp import web
 
-from sift_archiver.app import Archiver, asyncpg_dsn
+from sift_archiver.app import Archiver
+from sift_archiver.pool import asyncpg_dsn
 from sift_archiver.settings import ArchiverSettings
 from sift_common.contracts import Analysis, Document, DocumentAnalyzed, EntityMention, Event
 from sift_common.messaging.broker import JSON, declare_topology, make_broker, publish_event

@@ -1,5 +1,7 @@
 """The analysts' query API: scores over time, rankings, semantic search, documents, entities,
-status. Every route but the health checks and /metrics needs an `X-API-Key`."""
+status (their bodies: `api_models`). Every route but the ops routes needs an `X-API-Key`.
+Errors use the shared envelope (`sift_common.service.errors`); a dependency that is down is a
+503 with `Retry-After` naming it (`gateway_unavailable`, `database_unavailable`, ...)."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -9,28 +11,30 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Security
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 
 from sift_archiver import queries, search
-from sift_archiver.api_support import (
-    DependencyUnavailable,
-    ErrorResponse,
-    Format,
-    gateway_unavailable,
-    install_error_handlers,
-    list_response,
-    time_range,
+from sift_archiver.api_models import (
+    DocumentDetail,
+    EntityDetail,
+    RankingPage,
+    ScorePage,
+    SearchPage,
+    Status,
 )
+from sift_archiver.api_support import Format, gateway_unavailable, list_response, time_range
 from sift_archiver.embedder import Embedder
 from sift_archiver.pagination import BadParameter, cursor_offset, decode_cursor, encode_cursor
 from sift_archiver.queries import DocFilters
 from sift_archiver.status import BrokerUnavailable, Depths
 from sift_common.classify import is_transient
 from sift_common.gateway_client import GatewayUnavailableError
-from sift_common.readiness import Readiness
+from sift_common.service.errors import DependencyUnavailable, error_doc, install_error_handlers
+from sift_common.service.ops import ops_router
+from sift_common.service.readiness import Readiness
 
 Kind = Literal["news", "review", "generic"]
 EntityKey = Annotated[
@@ -48,6 +52,9 @@ SCORE_COLUMNS = ["bucket_start", "count", "mean", "min", "max"]
 RANKING_COLUMNS = ["entity_key", "kind", "name", "ticker", "mean_score", "documents"]
 SEARCH_COLUMNS = ["document_id", "title", "source", "kind", "language", "published_at",
                   "distance", "score", "summary"]  # fmt: skip
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `format=csv`"}
+}
 
 
 @dataclass
@@ -92,9 +99,9 @@ def create_api(
         version="1",
         lifespan=lifespan,
         responses={
-            401: {"model": ErrorResponse},
-            422: {"model": ErrorResponse},
-            503: {"model": ErrorResponse, "description": "a dependency is down (Retry-After)"},
+            401: error_doc("The API key is missing or unknown"),
+            422: error_doc("A parameter is wrong; `field` names it"),
+            503: error_doc("A dependency is down; `type` names it", retry_after=True),
         },
     )
     install_error_handlers(app)
@@ -106,24 +113,8 @@ def create_api(
         return api_keys[key]
 
     app.include_router(_router(service), dependencies=[Depends(analyst)])
-    _ops_routes(app, readiness, registry)
+    app.include_router(ops_router(readiness, registry))
     return app
-
-
-def _ops_routes(app: FastAPI, readiness: Readiness, registry: CollectorRegistry) -> None:
-    @app.get("/health/live", tags=["ops"])
-    async def live() -> dict[str, str]:
-        return {"status": "live"}
-
-    @app.get("/health/ready", tags=["ops"])
-    async def ready() -> JSONResponse:
-        ok, checks = await readiness.report()
-        body = {"status": "ready" if ok else "not_ready", "checks": checks}
-        return JSONResponse(body, status_code=200 if ok else 503)
-
-    @app.get("/metrics", tags=["ops"])
-    async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _router(service: QueryService) -> APIRouter:
@@ -135,7 +126,9 @@ def _router(service: QueryService) -> APIRouter:
 
 
 def _score_routes(router: APIRouter, service: QueryService) -> None:
-    @router.get("/entities/{entity_key}/scores", tags=["scores"])
+    @router.get(
+        "/entities/{entity_key}/scores", tags=["scores"], response_model=ScorePage, responses=CSV
+    )
     async def entity_scores(
         entity_key: EntityKey,
         bucket: Literal["hour", "day", "week"] = "day",
@@ -161,7 +154,7 @@ def _score_routes(router: APIRouter, service: QueryService) -> None:
         )
         return list_response(rows[:limit], next_cursor, fmt, SCORE_COLUMNS)
 
-    @router.get("/rankings", tags=["scores"])
+    @router.get("/rankings", tags=["scores"], response_model=RankingPage, responses=CSV)
     async def rankings(
         direction: Literal["top", "bottom"] = "top",
         window_days: Annotated[int, Query(ge=1, le=3650)] = 30,
@@ -185,7 +178,7 @@ def _score_routes(router: APIRouter, service: QueryService) -> None:
 
 
 def _search_routes(router: APIRouter, service: QueryService) -> None:
-    @router.get("/search", tags=["search"])
+    @router.get("/search", tags=["search"], response_model=SearchPage, responses=CSV)
     async def semantic_search(
         q: Annotated[str, Query(min_length=1, max_length=2000, description="text to search")],
         k: Annotated[int, Query(ge=1, le=100)] = 10,
@@ -224,27 +217,27 @@ def _detail_routes(router: APIRouter, service: QueryService) -> None:
     @router.get("/documents/{document_id}", tags=["documents"])
     async def get_document(
         document_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
-    ) -> dict[str, Any]:
+    ) -> DocumentDetail:
         """A document with its analysis history (oldest first) and its entities."""
         async with service.connection() as conn:
             found = await queries.document(conn, document_id)
         if found is None:
             raise HTTPException(404, f"no document {document_id}")
-        return found
+        return DocumentDetail.model_validate(found)
 
     @router.get("/entities/{entity_key}", tags=["entities"])
     async def get_entity(
         entity_key: EntityKey, history: Annotated[int, Query(ge=1, le=500)] = 20
-    ) -> dict[str, Any]:
+    ) -> EntityDetail:
         """An entity with its latest digest and its digest history (newest first)."""
         async with service.connection() as conn:
             found = await queries.entity(conn, entity_key, history)
         if found is None:
             raise HTTPException(404, f"no entity {entity_key}")
-        return found
+        return EntityDetail.model_validate(found)
 
     @router.get("/status", tags=["ops"])
-    async def status() -> dict[str, Any]:
+    async def status() -> Status:
         """Queue depths and DLQ sizes of every consumer, and row counts of the store."""
         async with service.connection() as conn:
             counts = await queries.store_counts(conn)
@@ -252,7 +245,7 @@ def _detail_routes(router: APIRouter, service: QueryService) -> None:
             queues = await service.queue_depths()
         except BrokerUnavailable as error:
             raise DependencyUnavailable("broker", str(error)) from error
-        return {"queues": queues, "store": counts}
+        return Status.model_validate({"queues": queues, "store": counts})
 
 
 async def _entity_or_404(conn: asyncpg.Connection, key: str) -> int:

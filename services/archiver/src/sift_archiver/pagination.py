@@ -12,12 +12,14 @@ import json
 from datetime import datetime
 from typing import Any
 
+from sift_common.service.errors import ApiError
 
-class BadParameter(ValueError):
-    """A query parameter that passed type checks but cannot be served; names the field."""
+
+class BadParameter(ApiError):
+    """A query parameter that passed type checks but cannot be served: a 422 naming the field."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(422, "invalid_request", f"{field}: {message}", errors=[(field, message)])
         self.field = field
 
 

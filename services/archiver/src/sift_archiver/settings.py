@@ -2,10 +2,15 @@
 
 from pydantic import Field, field_validator, model_validator
 
-from sift_common.settings import DatabaseSettings, GatewaySettings, RabbitSettings
+from sift_common.settings import (
+    DatabaseSettings,
+    GatewaySettings,
+    RabbitSettings,
+    ServiceSettings,
+)
 
 
-class ArchiverSettings(RabbitSettings, DatabaseSettings, GatewaySettings):
+class ArchiverSettings(ServiceSettings, RabbitSettings, DatabaseSettings, GatewaySettings):
     archiver_host: str = Field(default="127.0.0.1", description="SIFT_ARCHIVER_HOST")
     archiver_port: int = Field(default=8130, ge=1, le=65535, description="SIFT_ARCHIVER_PORT")
     archiver_api_keys: dict[str, str] = Field(
