@@ -54,7 +54,7 @@ class Matrix:
         assert not outcome.problems, json.dumps(outcome.result, indent=1, default=str)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # torn down after the matrix, not at the end of `make test`
 async def matrix(
     tmp_path_factory: pytest.TempPathFactory, results_file: Path
 ) -> AsyncIterator[Matrix]:

@@ -11,10 +11,11 @@ import redis.asyncio as aioredis
 from sqlalchemy.engine import make_url
 
 from tests.faults.rig import DATABASE, Rig, fault_scale
-from tests.faults.scenario import RECONNECTIONS, Evidence
+from tests.faults.scenario import KILLED_AT, RECONNECTIONS, Evidence
 
 Strike = Callable[[Rig, Evidence], Awaitable[None]]
 MIN_WINDOW_S = 2.0
+STOP_WAIT_S = 15.0  # a SIGTERMed service must have exited by then (else SIGKILL, exit -9)
 
 
 async def redis_info(rig: Rig, field: str) -> int:
@@ -98,9 +99,9 @@ def postgres_backends_terminated(window_s: float, every_s: float = 0.5) -> Strik
 
 def kill9(name: str) -> Strike:
     async def strike(rig: Rig, evidence: Evidence) -> None:
-        if name.startswith("analyzer"):
-            evidence["chat_calls_killed"] = rig.chat.open_calls
+        evidence["chat_calls_open"] = rig.chat.open_calls
         process = rig.pipeline.services[name].process
+        evidence[KILLED_AT] = time.monotonic()
         rig.pipeline.kill9(name)
         evidence["exit_code"] = process.returncode if process else None
         started = time.monotonic()
@@ -113,9 +114,10 @@ def kill9(name: str) -> Strike:
 def sigterm(name: str) -> Strike:
     async def strike(rig: Rig, evidence: Evidence) -> None:
         evidence["chat_calls_open_at_sigterm"] = rig.chat.open_calls
+        evidence["embedding_calls_open_at_sigterm"] = rig.embed.open_calls
         answered = rig.chat.answered
         started = time.monotonic()
-        evidence["exit_code"] = await asyncio.to_thread(rig.pipeline.stop, name, 30.0)
+        evidence["exit_code"] = await asyncio.to_thread(rig.pipeline.stop, name, STOP_WAIT_S)
         evidence["stop_s"] = round(time.monotonic() - started, 2)
         evidence["chat_calls_answered_while_stopping"] = rig.chat.answered - answered
         started = time.monotonic()
@@ -186,7 +188,7 @@ def postgres_stopped(window_s: float) -> Strike:
 
 def gateway_down(window_s: float) -> Strike:
     async def strike(rig: Rig, evidence: Evidence) -> None:
-        evidence["exit_code"] = await asyncio.to_thread(rig.pipeline.stop, "gateway", 30.0)
+        evidence["exit_code"] = await asyncio.to_thread(rig.pipeline.stop, "gateway", STOP_WAIT_S)
         await asyncio.sleep(window_s)
         started = time.monotonic()
         await asyncio.to_thread(rig.pipeline.restart, "gateway")

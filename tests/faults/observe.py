@@ -90,6 +90,16 @@ def chat_calls(rig: Rig, ledger: Ledger) -> Counter[str]:
     return calls_per_document(ledger, texts)
 
 
+def markers_in_flight(rig: Rig, ledger: Ledger, at: float, grace_s: float) -> set[str]:
+    """Ledger documents with a chat call open at `at` (or answered within `grace_s` before)."""
+    found: set[str] = set()
+    for request in rig.chat.chat_requests():
+        done = request.get("done")
+        if request["at"] <= at and (done is None or done >= at - grace_s):
+            found.update(ledger.ours(json.dumps(request["body"].get("messages", []))))
+    return found
+
+
 def embedded_inputs(rig: Rig, ledger: Ledger) -> Counter[str]:
     """Texts the FAKE embedding upstream was asked to embed, per ledger document."""
     texts: list[str] = []

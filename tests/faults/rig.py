@@ -186,13 +186,21 @@ async def start_rig(root: Path, stack: AsyncExitStack) -> Rig:
     await migrate.upgrade(rig.database_url)
     profiles = gateway_profiles(root / "gateway-profiles.yaml", chat.url, embed.url)
     rig.pipeline = build_pipeline(root, pipeline_env(rig, profiles))
-    stack.callback(rig.pipeline.stop_all)
+    stack.callback(stop_services, rig.pipeline)
     for name in SERVICE_ORDER:
         started = time.monotonic()
         rig.pipeline.start(name)
         await rig.ready(name, 120)
         startup[name] = _timed(started)
     return rig
+
+
+def stop_services(pipeline: Pipeline, timeout_s: float = 10.0) -> None:
+    """SIGTERM each service, last started first, SIGKILL after `timeout_s` (a service that
+    hangs on SIGTERM is a finding of its scenario, not a reason to hold up the session)."""
+    for name in reversed(list(pipeline.services)):
+        pipeline.stop(name, timeout_s)
+    pipeline.stop_all()
 
 
 async def add_analyzer_replicas(rig: Rig, count: int) -> list[str]:

@@ -30,17 +30,16 @@ Not covered here: a real vLLM chat server killed mid-call (needs the real engine
 import pytest
 
 from tests.faults import faults
-from tests.faults.conftest import Matrix
-from tests.faults.rig import LOCK_LEASE_MS, add_analyzer_replicas
-from tests.faults.scenario import (
-    Fault,
-    Feed,
+from tests.faults.conditions import (
     embedding_call_open,
     embedding_in_flight,
     feeding_in_flight,
     llm_call_open,
     llm_calls_in_flight,
 )
+from tests.faults.conftest import Matrix
+from tests.faults.rig import LOCK_LEASE_MS, add_analyzer_replicas
+from tests.faults.scenario import Fault, Feed
 
 
 async def test_redis_connections_killed_every_200ms(matrix: Matrix) -> None:
@@ -112,7 +111,7 @@ async def test_rabbitmq_node_restarted(matrix: Matrix) -> None:
         "the RabbitMQ node stopped and started again on its data",
         faults.rabbit_node_restarted,
     )
-    await matrix.run(fault)
+    await matrix.run(fault, Feed(spread_s=8))  # documents keep coming while it restarts
 
 
 async def test_rabbitmq_connections_cut(matrix: Matrix) -> None:
@@ -123,7 +122,7 @@ async def test_rabbitmq_connections_cut(matrix: Matrix) -> None:
         faults.rabbit_connections_cut(window),
         window,
     )
-    await matrix.run(fault)
+    await matrix.run(fault, Feed(spread_s=window))
 
 
 @pytest.mark.parametrize("lose_data", [False, True], ids=["keeping-data", "data-lost"])
@@ -141,7 +140,7 @@ async def test_postgres_stopped(matrix: Matrix) -> None:
         faults.postgres_stopped(window),
         window,
     )
-    await matrix.run(fault)
+    await matrix.run(fault, Feed(spread_s=window))
 
 
 async def test_gateway_down(matrix: Matrix) -> None:
@@ -152,7 +151,7 @@ async def test_gateway_down(matrix: Matrix) -> None:
         faults.gateway_down(window),
         window,
     )
-    await matrix.run(fault)
+    await matrix.run(fault, Feed(spread_s=window))
 
 
 async def test_poison_document_inside_an_archiver_batch(matrix: Matrix) -> None:

@@ -13,7 +13,8 @@ For pipeline runs (tests/faults): `schema_answers = True` answers a chat request
 `response_format` JSON schema with a small schema-valid instance (`minimal_instance`) instead of
 `Behaviour.content`; `embedding_dim` sizes the vectors (the store's is 384); `open_calls` counts
 the chat/embedding requests being answered right now and `answered` those finished, so a test
-can strike while calls are in flight. A `Behaviour.delay_s` on `default` slows every answer.
+can strike while calls are in flight (each recorded request gets a `done` time when it ends).
+A `Behaviour.delay_s` on `default` slows every answer.
 """
 
 import asyncio
@@ -118,8 +119,7 @@ class FakeUpstream:
                 return failure
             return self._embedded(body, behaviour)
         finally:
-            self.open_calls -= 1
-            self.answered += 1
+            self._finished(body)
 
     def _embedded(self, body: dict[str, Any], behaviour: Behaviour) -> web.Response:
         inputs = body["body"]["input"]
@@ -141,8 +141,13 @@ class FakeUpstream:
         try:
             return await self._answer(request, record, self.next_behaviour())
         finally:
-            self.open_calls -= 1
-            self.answered += 1
+            self._finished(record)
+
+    def _finished(self, record: dict[str, Any]) -> None:
+        """A counted request ended (answered, failed, or the client hung up): `done` is when."""
+        record["done"] = time.monotonic()
+        self.open_calls -= 1
+        self.answered += 1
 
     async def _answer(
         self, request: web.Request, record: dict[str, Any], behaviour: Behaviour
