@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from sift_common.errors import ConfigError
 from sift_common.logs import configure_logging
-from sift_common.settings import load_settings
+from sift_common.service.shell import load_or_exit
 from sift_common.store.engine import resolve_database_url
 from sift_gateway import ops
 from sift_gateway.chat import chat_completions
@@ -108,11 +108,8 @@ async def serve(settings: GatewayServiceSettings) -> None:
 
 
 def main() -> None:
-    configure_logging("llm-gateway")
-    try:
-        settings = load_settings(GatewayServiceSettings)
-    except ConfigError as exc:
-        raise SystemExit(f"sift-gateway: {exc}") from None
+    settings = load_or_exit("gateway", GatewayServiceSettings)
+    configure_logging("llm-gateway", settings.log_level)
     try:
         uvloop.run(serve(settings))
     except ConfigError as exc:

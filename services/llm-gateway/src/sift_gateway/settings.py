@@ -4,12 +4,12 @@ from pathlib import Path
 
 from pydantic import Field
 
-from sift_common.settings import DatabaseSettings
+from sift_common.settings import DatabaseSettings, ServiceSettings
 
 DEFAULT_PROFILES = Path(__file__).with_name("profiles.local.yaml")
 
 
-class GatewayServiceSettings(DatabaseSettings):
+class GatewayServiceSettings(ServiceSettings, DatabaseSettings):
     gateway_host: str = Field(default="127.0.0.1", description="SIFT_GATEWAY_HOST")
     gateway_port: int = Field(default=8100, ge=1, le=65535, description="SIFT_GATEWAY_PORT")
     gateway_profiles: Path = Field(
