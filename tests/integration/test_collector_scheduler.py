@@ -96,9 +96,13 @@ async def test_two_collector_processes_poll_each_source_once_per_interval(
     logs = [(tmp_path / f"collector-{i}.log").open("wb") for i in range(2)]
     processes = [  # the whole collector, as `sift-collector` runs it, each on its own port
         await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sift_collector.app",
-            env={**env, "SIFT_COLLECTOR_PORT": str(free_port())}, stderr=log, stdout=log,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "sift_collector.app",
+            env={**env, "SIFT_COLLECTOR_PORT": str(free_port())},
+            stderr=log,
+            stdout=log,
+        )
         for log in logs
     ]
     try:

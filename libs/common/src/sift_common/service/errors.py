@@ -42,20 +42,6 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-def error(
-    status: int,
-    kind: str,
-    message: str,
-    *,
-    errors: Sequence[tuple[str, str]] = (),
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    fields = [FieldError(field=field, reason=reason) for field, reason in errors]
-    first = fields[0].field if fields else None
-    body = ErrorBody(message=message, type=kind, field=first, errors=fields)
-    return JSONResponse(ErrorResponse(error=body).model_dump(), status, headers=headers)
-
-
 class ApiError(Exception):
     """Answered as `status` with the envelope; `errors` are (field, reason) pairs."""
 
@@ -73,7 +59,11 @@ class ApiError(Exception):
         self.errors, self.headers = list(errors), dict(headers or {})
 
     def response(self) -> JSONResponse:
-        return error(self.status, self.kind, self.message, errors=self.errors, headers=self.headers)
+        fields = [FieldError(field=field, reason=reason) for field, reason in self.errors]
+        first = fields[0].field if fields else None
+        body = ErrorBody(message=self.message, type=self.kind, field=first, errors=fields)
+        content = ErrorResponse(error=body).model_dump()
+        return JSONResponse(content, self.status, headers=self.headers)
 
 
 class DependencyUnavailable(ApiError):
@@ -134,17 +124,16 @@ def install_error_handlers(
         found = exc.errors()
         if any(problem["type"] == "json_invalid" for problem in found):
             detail = found[0].get("ctx", {}).get("error", "JSON decode error")
-            return error(400, "invalid_json", f"the body is not JSON: {detail}")
+            return ApiError(400, "invalid_json", f"the body is not JSON: {detail}").response()
         fields = [(field_of(problem["loc"]), str(problem["msg"])) for problem in found]
         more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
         message = f"{fields[0][0]}: {fields[0][1]}{more}"
-        return error(422, "invalid_request", message, errors=fields)
+        return ApiError(422, "invalid_request", message, errors=fields).response()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return error(
-            exc.status_code, status_kind(exc.status_code), str(exc.detail), headers=exc.headers
-        )
+        kind = status_kind(exc.status_code)
+        return ApiError(exc.status_code, kind, str(exc.detail), headers=exc.headers).response()
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
