@@ -11,8 +11,12 @@ from sift_common.settings import (
 
 
 class ArchiverSettings(ServiceSettings, RabbitSettings, DatabaseSettings, GatewaySettings):
-    archiver_host: str = Field(default="127.0.0.1", description="SIFT_ARCHIVER_HOST")
-    archiver_port: int = Field(default=8130, ge=1, le=65535, description="SIFT_ARCHIVER_PORT")
+    archiver_host: str = Field(
+        default="127.0.0.1", description="Address the query API, health and metrics listen on."
+    )
+    archiver_port: int = Field(
+        default=8130, ge=1, le=65535, description="Port of the query API, health and metrics."
+    )
     archiver_api_keys: dict[str, str] = Field(
         default_factory=lambda: {"dev-key": "dev"},
         description="SIFT_ARCHIVER_API_KEYS: JSON API key → analyst name (dev-key: dev only)",
@@ -21,7 +25,11 @@ class ArchiverSettings(ServiceSettings, RabbitSettings, DatabaseSettings, Gatewa
     archiver_batch_wait_s: float = Field(
         default=0.5, gt=0, description="longest a partial batch waits before it is written"
     )
-    archiver_prefetch: int = Field(default=0, ge=0, description="0: twice the batch size")
+    archiver_prefetch: int = Field(
+        default=0,
+        ge=0,
+        description="unacked deliveries per consumer, above the batch size; 0: twice the batch",
+    )
     archiver_embed_model: str = Field(default="embed", description="gateway model or alias")
     archiver_embedding_model_name: str | None = Field(
         default=None,
@@ -29,20 +37,26 @@ class ArchiverSettings(ServiceSettings, RabbitSettings, DatabaseSettings, Gatewa
     )
     archiver_chunk_words: int = Field(default=160, ge=16, description="words per chunk")
     archiver_chunk_overlap_words: int = Field(default=32, ge=0, description="overlap of chunks")
-    archiver_ef_search: int = Field(default=200, ge=10, le=1000, description="hnsw.ef_search")
+    archiver_ef_search: int = Field(
+        default=200, ge=10, le=1000, description="`hnsw.ef_search` of searches"
+    )
     archiver_max_scan_tuples: int = Field(
-        default=20_000, ge=100, description="hnsw.max_scan_tuples for iterative scans"
+        default=20_000, ge=100, description="`hnsw.max_scan_tuples` for iterative scans"
     )
     archiver_refresh_every_s: float = Field(
-        default=3600.0, ge=0, description="scheduled entity.refresh rounds; 0 turns them off"
+        default=3600.0,
+        ge=0,
+        description="every this long, entity.refresh for recent entities; 0: off",
     )
     archiver_refresh_window_days: float = Field(
         default=30.0,
         gt=0,
         description="entities with documents this recent get scheduled refreshes",
     )
-    archiver_migrate: bool = Field(default=True, description="run migrations at start-up")
-    archiver_drain_grace_s: float = Field(default=3.0, ge=0, description="readiness 503 first")
+    archiver_migrate: bool = Field(default=True, description="migrate the store at start-up")
+    archiver_drain_grace_s: float = Field(
+        default=3.0, ge=0, description="on SIGTERM, readiness is 503 this long before closing"
+    )
 
     @field_validator("archiver_api_keys")
     @classmethod
