@@ -1,7 +1,8 @@
 """The fault matrix's session: one test bed (tests/faults/rig.py) shared by every scenario,
 and the matrix's JSON results, rewritten after each scenario.
 
-SIFT_FAULT_RESULTS_DIR: where `fault-matrix.json` goes (default: pytest's base temp dir).
+SIFT_FAULT_RESULTS_DIR: where `fault-matrix.json` goes (default: pytest's base temp dir), with
+the services' logs in `fault-matrix-logs/` beside it.
 SIFT_FAULT_SCALE: see tests/faults/test_matrix.py.
 """
 
@@ -66,6 +67,17 @@ async def matrix(
         rig.startup_s["total"] = round(time.monotonic() - started, 2)
         yield Matrix(rig, results_file, started)
         write_results(results_file, rig, time.monotonic() - started)
+    keep_logs(rig, results_file.parent / "fault-matrix-logs")
+
+
+def keep_logs(rig: Rig, folder: Path) -> None:
+    """The services' and private servers' logs beside the results (pytest rotates its temp
+    dirs away within a few runs; a failed scenario is read from these)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for log in [*rig.root.glob("logs/*.log"), rig.rabbit.server.log, rig.redis.server.log]:
+        if log.exists():
+            shutil.copy(log, folder / log.name)
 
 
 def write_results(path: Path, rig: Rig, wall_s: float) -> None:

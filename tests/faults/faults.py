@@ -39,8 +39,7 @@ def redis_clients_killed(window_s: float, every_s: float = 0.2) -> Strike:
         try:
             end = time.monotonic() + window_s
             while time.monotonic() < end:
-                command = ("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-                kills.append(int(await client.execute_command(*command)))
+                kills.append(int(await client.client_kill_filter(_type="normal", skipme=True)))
                 await asyncio.sleep(every_s)
         finally:
             await client.aclose()

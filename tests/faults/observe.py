@@ -1,6 +1,7 @@
 """What a scenario reads back: the store (through the ledger), the dead-letter queues, LLM calls
 at the FAKE upstream and at the gateway, and the services' logs since the fault struck."""
 
+import asyncio
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import httpx
 
 from sift_common.messaging.topology import (
     ALL_CONSUMER_QUEUES,
@@ -128,7 +130,7 @@ FROM gateway.request_logs
 WHERE profile = 'fake-chat' AND split_part(request_id, ':', 1) = ANY($1::text[])"""
 
 
-async def gateway_calls(rig: Rig, rows: list[StoredRow]) -> dict[str, int]:
+async def gateway_calls(rig: Rig, rows: list[StoredRow]) -> dict[str, float | None]:
     """Chat requests the gateway logged for the stored documents (the analyzer's request id
     starts with the document id's first 16 characters)."""
     prefixes = sorted({row.document_id[:16] for row in rows})
@@ -138,7 +140,8 @@ async def gateway_calls(rig: Rig, rows: list[StoredRow]) -> dict[str, int]:
     finally:
         await conn.close()
     assert record is not None
-    return {"calls": int(record["calls"]), "ok": int(record["ok"])}
+    calls, ok = int(record["calls"]), int(record["ok"])
+    return {"calls": calls, "ok": ok, "per_unique": round(calls / len(rows), 3) if rows else None}
 
 
 def log_offsets(rig: Rig) -> dict[str, int]:
@@ -185,3 +188,31 @@ def seen_summary(lines: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                 messages.append(message)
         summary[name] = {"lines": len(entries), "samples": messages}
     return summary
+
+
+DIAGNOSTIC_SAMPLES = ("in_flight", "queued", "inprogress", "in_progress")
+
+
+async def diagnostics(rig: Rig) -> dict[str, Any]:
+    """What each service reports in flight (its /metrics gauges), for a scenario that left
+    messages unacknowledged: which hop holds them."""
+    found: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=5) as http:
+        for name, service in rig.pipeline.services.items():
+            try:
+                text = (await http.get(f"{service.url}/metrics")).text
+            except httpx.HTTPError as exc:
+                found[name] = repr(exc)
+                continue
+            found[name] = [
+                line
+                for line in text.splitlines()
+                if not line.startswith("#") and any(k in line for k in DIAGNOSTIC_SAMPLES)
+            ][:20]
+    channels = await asyncio.to_thread(
+        rig.rabbit.ctl, "list_channels", "--quiet", "name", "consumer_count",
+        "messages_unacknowledged",
+    )  # fmt: skip
+    found["rabbitmq_channels"] = channels.stdout.splitlines()[:30]
+    found["proxy_connections"] = rig.proxy.open_connections
+    return found

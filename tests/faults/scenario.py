@@ -34,6 +34,7 @@ KILLED_AT = "_killed_at"  # when a kill -9 struck (time.monotonic(), the FAKE's 
 KILL_GRACE_S = 0.5  # a call answered this shortly before a kill may not have been published
 STRIKE_WAIT_S = 60.0
 SETTLE_S = 2.0  # after the last document: a late double would show in the recount
+DRAIN_WAIT_S = 15.0  # then every queue must be empty (nothing stuck in a retry loop)
 
 
 @dataclass
@@ -117,7 +118,7 @@ async def run_scenario(
     feeding = asyncio.create_task(feed_all(rig, ledger, feed, stats))
     evidence: Evidence = {}
     struck = await _strike_when(fault.when, probe)
-    in_flight = {
+    in_flight: dict[str, Any] = {
         "chat_calls_open": rig.chat.open_calls,
         "embedding_calls_open": rig.embed.open_calls,
         "feed_requests_open": stats.open_requests,
@@ -141,8 +142,12 @@ async def run_scenario(
         gateway=await observe.gateway_calls(rig, rows),
         seen=observe.seen_summary(observe.new_log_lines(rig, marks)),
     )  # fmt: skip
-    if not verdict.complete:
-        result["still_queued"] = _ready(await asyncio.to_thread(rig.rabbit.queue_counts))
+    left = await _queues_drained(rig, DRAIN_WAIT_S)
+    if left:
+        result["left_in_queues"] = left
+        result["calls_open_then"] = {"chat": rig.chat.open_calls, "embedding": rig.embed.open_calls}
+        result["diagnostics"] = await observe.diagnostics(rig)
+        problems.append(f"messages still queued {DRAIN_WAIT_S:.0f} s after settling: {left}")
     problems += _llm_problems(rig, fault, ledger, result)
     problems += _problems(fault, result, verdict, struck, in_flight, skip)
     died = await rig.revive()
@@ -185,8 +190,18 @@ def _unacked(counts: dict[str, tuple[int, int]]) -> dict[str, int]:
     return {name: unacked for name, (_, unacked) in counts.items() if unacked}
 
 
-def _ready(counts: dict[str, tuple[int, int]]) -> dict[str, list[int]]:
-    return {name: [ready, unacked] for name, (ready, unacked) in counts.items() if ready or unacked}
+async def _queues_drained(rig: Rig, wait_s: float) -> dict[str, list[int]]:
+    """Wait until no queue holds a message (work, retry, intake; the DLQs were just emptied);
+    what is still there after `wait_s`, as [ready, unacked] per queue."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        counts = await asyncio.to_thread(rig.rabbit.queue_counts)
+        left = {
+            name: [ready, unacked] for name, (ready, unacked) in counts.items() if ready or unacked
+        }
+        if not left or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(1.0)
 
 
 def _recovery(verdict: Verdict, fault_end: float) -> float | None:

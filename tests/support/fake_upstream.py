@@ -228,9 +228,10 @@ def _string_fits(schema: dict[str, Any], text: str) -> bool:
 
 def _is_probe(record: dict[str, Any]) -> bool:
     body = record["body"]
-    return (
-        body.get("max_tokens") == 1 and body.get("messages", [{}])[0].get("content") == "ping"
-    ) or (body.get("input") == "ping")
+    return bool(
+        (body.get("max_tokens") == 1 and body.get("messages", [{}])[0].get("content") == "ping")
+        or body.get("input") == "ping"
+    )
 
 
 async def _fail_early(behaviour: Behaviour) -> web.Response | None:

@@ -131,7 +131,7 @@ class PrivateRabbit:
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
         self.server = Supervised(
-            "rabbitmq", [str(self.sbin / "rabbitmq-server")], root / "server.log", self.env
+            "rabbitmq", [str(self.sbin / "rabbitmq-server")], root / "rabbitmq-server.log", self.env
         )
 
     @property

@@ -28,7 +28,7 @@ class TcpProxy:
     stats: ProxyStats = field(default_factory=ProxyStats)
     _server: asyncio.Server | None = None
     _refuse_until: float = 0.0
-    _open: set[asyncio.Transport] = field(default_factory=set)
+    _open: set[asyncio.WriteTransport] = field(default_factory=set)
     _pairs: int = 0
 
     @property
@@ -77,7 +77,7 @@ class TcpProxy:
             client.abort()
             return
         upstream = upstream_writer.transport
-        self._open.update((client, upstream))  # type: ignore[arg-type]
+        self._open.update((client, upstream))
         self.stats.accepted += 1
         self._pairs += 1
         try:
@@ -86,7 +86,7 @@ class TcpProxy:
             self._pairs -= 1
             for transport in (client, upstream):
                 transport.abort()
-                self._open.discard(transport)  # type: ignore[arg-type]
+                self._open.discard(transport)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
