@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aio_pika
 import pytest
+from aio_pika.abc import AbstractIncomingMessage
 
 from sift_common.contracts import DocumentCollected
 from sift_common.errors import ConfigError
@@ -134,7 +135,10 @@ async def test_migration_refuses_while_a_service_still_consumes(
     await put(rabbit_url, topology.work_queue(SPEC), "w1")
     async with rabbit_channel(rabbit_url) as channel:
         queue = await channel.get_queue(topology.work_queue(SPEC))
-        await queue.consume(lambda message: None)  # type: ignore[arg-type,return-value]
+        async def hold(message: AbstractIncomingMessage) -> None:
+            pass  # a service attached to the queue, busy with its message
+
+        await queue.consume(hold)
         with pytest.raises(ConfigError, match="stop the services"):
             await migrate_queues(rabbit_url, topology)
     assert await ready_count(rabbit_url, topology.work_queue(SPEC)) == 1
