@@ -135,6 +135,9 @@ def pipeline_env(rig: "Rig", profiles: Path) -> dict[str, str]:
         "SIFT_ANALYZER_MAX_RETRIES": "100",
         "SIFT_ANALYZER_LOCK_LEASE_MS": str(LOCK_LEASE_MS),
         "SIFT_ANALYZER_LOCK_WAIT_S": "0.5",
+        "SIFT_ARCHIVER_RETRY_DELAYS_MS": RETRY_DELAYS_MS,
+        "SIFT_ARCHIVER_MAX_RETRIES": "100",
+        "SIFT_DRAIN_TIMEOUT_S": "8",  # a SIGTERM must end within the matrix's 15 s
         "SIFT_ARCHIVER_DRAIN_GRACE_S": "1",
         "SIFT_VLLM_CHAT_URL": rig.chat.url,  # unused by our profiles; never the real vLLM
         "SIFT_VLLM_EMBED_URL": rig.embed.url,

@@ -20,11 +20,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 CONNECT_TIMEOUT_S = 3.0
 SOCKET_TIMEOUT_S = 10.0
 POOL_WAIT_S = 10.0
-RETRIES = 3
+RETRIES = 6  # with the backoff below: rides out a Redis restart of a few seconds
 
 
 def make_redis(url: str, *, max_connections: int = 64) -> Redis:
-    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), RETRIES)
+    retry = Retry(ExponentialWithJitterBackoff(base=0.1, cap=2.0), RETRIES)
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,

@@ -108,6 +108,17 @@ class GatewaySettings(SiftSettings):
     )
 
 
+def parse_retry_delays(value: str) -> tuple[int, ...]:
+    """A retry ladder from `SIFT_*_RETRY_DELAYS_MS`: comma-separated positive milliseconds."""
+    try:
+        delays = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise ValueError("expected comma-separated integers (milliseconds)") from None
+    if not delays or min(delays) <= 0:
+        raise ValueError("retry delays must be positive and not empty")
+    return delays
+
+
 SettingsT = TypeVar("SettingsT", bound=SiftSettings)
 
 

@@ -103,8 +103,10 @@ class DocumentAnalyzer:
             return
         await self._state.record_attempt(key, lease.fencing_token)
         analysis = await self._analyse(event, profile, key, lease)
-        lease.check()  # a taken-over lease must not publish: the new holder will
+        # Cached before the lease check: a lease lost to a Redis restart or a slow call must
+        # not throw the paid-for answer away; the retry re-publishes it without an LLM call.
         await self._cache.put(key, analysis)
+        lease.check()  # a taken-over lease must not publish: the new holder will
         await self._emit(event, analysis, key, lease)
         self._metrics.analyses.labels(profile.analysis_type, "succeeded").inc()
         logger.info(

@@ -14,6 +14,7 @@ from sift_common.settings import (
     RabbitSettings,
     RedisSettings,
     ServiceSettings,
+    parse_retry_delays,
 )
 
 BUNDLED_PROFILES = Path(__file__).resolve().parent / "profiles.yaml"
@@ -90,12 +91,7 @@ class AnalyzerSettings(
     @field_validator("analyzer_retry_delays_ms")
     @classmethod
     def _delays(cls, value: str) -> str:
-        try:
-            delays = [int(part) for part in value.split(",")]
-        except ValueError:
-            raise ValueError("expected comma-separated integers (milliseconds)") from None
-        if not delays or min(delays) <= 0:
-            raise ValueError("retry delays must be positive and not empty")
+        parse_retry_delays(value)
         return value
 
     @model_validator(mode="after")
@@ -117,4 +113,4 @@ class AnalyzerSettings(
 
     @property
     def retry_delays(self) -> tuple[int, ...]:
-        return tuple(int(part) for part in self.analyzer_retry_delays_ms.split(","))
+        return parse_retry_delays(self.analyzer_retry_delays_ms)

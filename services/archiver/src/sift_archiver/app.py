@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import timedelta
 
 import asyncpg
@@ -33,7 +34,12 @@ from sift_common.gateway_client import GatewayClient
 from sift_common.messaging.broker import make_broker
 from sift_common.messaging.consumer import subscribe
 from sift_common.messaging.inflight import InFlight
-from sift_common.messaging.topology import ARCHIVER_DIGESTS, ARCHIVER_DOCUMENTS, Topology
+from sift_common.messaging.topology import (
+    ALL_CONSUMER_QUEUES,
+    ARCHIVER_DIGESTS,
+    ARCHIVER_DOCUMENTS,
+    Topology,
+)
 from sift_common.service.checks import broker_check
 from sift_common.service.lifespan import Shutdown, serving, start_broker
 from sift_common.service.readiness import Readiness
@@ -42,10 +48,24 @@ from sift_common.service.shell import Listener, run_service
 logger = logging.getLogger("sift_archiver")
 
 
+def archiver_topology(settings: ArchiverSettings) -> Topology:
+    """Every queue of the system; the archiver's own two with the retry ladder it is set to."""
+    mine = {ARCHIVER_DOCUMENTS.name, ARCHIVER_DIGESTS.name}
+    queues = tuple(
+        replace(
+            spec, retry_delays_ms=settings.retry_delays, max_retries=settings.archiver_max_retries
+        )
+        if spec.name in mine
+        else spec
+        for spec in ALL_CONSUMER_QUEUES
+    )
+    return Topology(settings.namespace, queues)
+
+
 class Archiver:
     def __init__(self, settings: ArchiverSettings, topology: Topology | None = None) -> None:
         self.settings = s = settings
-        self.topology = topology or Topology(s.namespace)
+        self.topology = topology or archiver_topology(s)
         self.broker = make_broker(str(s.rabbit_url))
         self.inflight = InFlight(s.handler_budget_s)
         self.registry = CollectorRegistry()

@@ -2,11 +2,13 @@
 
 from pydantic import Field, field_validator, model_validator
 
+from sift_common.messaging.topology import DEFAULT_RETRY_DELAYS_MS
 from sift_common.settings import (
     DatabaseSettings,
     GatewaySettings,
     RabbitSettings,
     ServiceSettings,
+    parse_retry_delays,
 )
 
 
@@ -54,6 +56,14 @@ class ArchiverSettings(ServiceSettings, RabbitSettings, DatabaseSettings, Gatewa
         description="entities with documents this recent get scheduled refreshes",
     )
     archiver_migrate: bool = Field(default=True, description="migrate the store at start-up")
+    archiver_retry_delays_ms: str = Field(
+        default=",".join(map(str, DEFAULT_RETRY_DELAYS_MS)),
+        description="SIFT_ARCHIVER_RETRY_DELAYS_MS: retry ladder of both queues, comma-separated "
+        "ms; the last rung repeats",
+    )
+    archiver_max_retries: int = Field(
+        default=5, ge=0, le=100, description="Retries before a transient failure is dead-lettered."
+    )
     archiver_drain_grace_s: float = Field(
         default=3.0, ge=0, description="on SIGTERM, readiness is 503 this long before closing"
     )
@@ -65,11 +75,21 @@ class ArchiverSettings(ServiceSettings, RabbitSettings, DatabaseSettings, Gatewa
             raise ValueError("at least one key; API keys and analyst names must not be blank")
         return keys
 
+    @field_validator("archiver_retry_delays_ms")
+    @classmethod
+    def _delays(cls, value: str) -> str:
+        parse_retry_delays(value)
+        return value
+
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> "ArchiverSettings":
         if self.archiver_chunk_overlap_words >= self.archiver_chunk_words:
             raise ValueError("SIFT_ARCHIVER_CHUNK_OVERLAP_WORDS must be below CHUNK_WORDS")
         return self
+
+    @property
+    def retry_delays(self) -> tuple[int, ...]:
+        return parse_retry_delays(self.archiver_retry_delays_ms)
 
     @property
     def prefetch(self) -> int:

@@ -67,16 +67,23 @@ def subscribe(
     async def on_message(body: bytes, message: RabbitMessage) -> None:
         if not tracker.accepting:  # draining: left unacked, handed back when the channel closes
             return
-        with tracker.track():
-            await _handle(message, body)
+        await _handle(message, body)
 
     async def _handle(message: RabbitMessage, body: bytes) -> None:
         headers = dict(message.headers)
         correlation_id.set(message.correlation_id)
+        work = tracker.start(_run(handler, decode_event, spec.event, body, tracker.budget_s))
         try:
-            error = await _run(handler, decode_event, spec.event, body, tracker.budget_s)
-        except asyncio.CancelledError:  # drained at shutdown: left unacked, as above
-            logger.info("handing back %s: cancelled at shutdown", message.message_id)
+            error = await asyncio.shield(work)
+        except asyncio.CancelledError:  # left unacked: the broker hands the message out again
+            if work.cancelled():
+                logger.info("handing back %s: cancelled at shutdown", message.message_id)
+            else:  # the channel closed under the delivery: the handler finishes on its own
+                logger.warning(
+                    "delivery of %s cancelled (connection lost?); its handler runs on and the "
+                    "redelivery will find its work done",
+                    message.message_id,
+                )
             raise
         disposition = decide(error, retries_so_far(headers), spec)
         _log_outcome(queue_name, message, disposition, error)

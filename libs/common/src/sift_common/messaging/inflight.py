@@ -1,5 +1,10 @@
 """The messages a service is handling now: a time budget for each, and a drain at shutdown.
 
+Each handler runs in a task of its own (`start`), which the delivery awaits through
+`asyncio.shield`: when the broker connection drops, aiormq cancels the deliveries of the closed
+channel, but their handlers finish their work (an LLM call paid for is cached, not thrown away)
+and the redelivered message finds it done. Only the drain cancels a handler.
+
 A hung handler (a dependency that accepts a connection and never answers) would hold its
 prefetch slot until RabbitMQ's consumer timeout (30 minutes by default) closes the whole
 channel and requeues everything on it. `budget_s` bounds one message instead: past it the
@@ -16,13 +21,14 @@ the quorum queue's delivery limit.)
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from sift_common.errors import TransientError
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 DEFAULT_BUDGET_S = 900.0  # well under RabbitMQ's default consumer timeout of 30 minutes
 
 
@@ -36,26 +42,25 @@ class InFlight:
             raise ValueError("a handler's time budget must be positive")
         self.budget_s = budget_s
         self.accepting = True
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
     def __len__(self) -> int:
         return len(self._tasks)
 
-    @contextmanager
-    def track(self) -> Iterator[None]:
-        """Count the current task as handling a message while the block runs."""
-        task = asyncio.current_task()
-        assert task is not None, "messages are handled inside a task"
+    def start(self, work: Coroutine[Any, Any, T]) -> "asyncio.Task[T]":
+        """Run one message's handler in a task of its own, counted until it ends."""
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         self._idle.clear()
-        try:
-            yield
-        finally:
-            self._tasks.discard(task)
-            if not self._tasks:
-                self._idle.set()
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: "asyncio.Task[Any]") -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
 
     def stop_accepting(self) -> None:
         """From now on a delivery is left unacked, for the broker to hand to another replica."""
