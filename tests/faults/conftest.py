@@ -83,7 +83,10 @@ def keep_logs(rig: Rig, folder: Path) -> None:
 def write_results(path: Path, rig: Rig, wall_s: float) -> None:
     report: dict[str, Any] = {
         "fault_scale": fault_scale(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": f"{platform.system()} {platform.machine()}",
+        },
         "startup_s": rig.startup_s,
         "wall_s": round(wall_s, 1),
         "scenarios": rig.results,

@@ -1,0 +1,49 @@
+"""The fault-matrix table of docs/reliability.md, from the saved run it cites.
+
+The run is `docs/results/fault-matrix.json`, written by the matrix itself (tests/faults):
+
+    SIFT_FAULT_SCALE=1 SIFT_FAULT_RESULTS_DIR=/tmp/matrix uv run --frozen pytest tests/faults
+    cp /tmp/matrix/fault-matrix.json docs/results/ && make docs
+"""
+
+from typing import Any
+
+RESULTS = "docs/results/fault-matrix.json"
+COMMAND = (
+    "SIFT_FAULT_SCALE={scale} SIFT_FAULT_RESULTS_DIR=/tmp/matrix "
+    "uv run --frozen pytest tests/faults"
+)
+
+
+def faults_section(run: dict[str, Any]) -> str:
+    """A table row per scenario, under a line saying where the numbers come from."""
+    scenarios: list[dict[str, Any]] = run["scenarios"]
+    started = min(s["times"]["started"] for s in scenarios)[:10]
+    machine = run.get("machine", {})
+    header = (
+        f"From `{RESULTS}`: run on {started}, {machine.get('cpus', '?')} cores "
+        f"({machine.get('platform', '?')}), fault windows at scale {run['fault_scale']}, "
+        f"{run['wall_s']:.0f} s in all; command: `{COMMAND.format(scale=run['fault_scale'])}`. "
+        "The LLM behind the real gateway is a FAKE upstream (the matrix measures the pipeline's "
+        "handling of faults, not the model); calls are counted at it and at the gateway."
+    )
+    rows = [
+        "| fault | window s | fed | stored | lost | doubled | LLM calls ÷ unique | "
+        "dead-lettered | recovery s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    rows += [_row(scenario) for scenario in scenarios]
+    verdict = "every scenario passed" if all(s["passed"] for s in scenarios) else "FAILURES"
+    return "\n".join([header, "", *rows, "", f"Result: {verdict}."])
+
+
+def _row(s: dict[str, Any]) -> str:
+    calls = f"{s['llm_calls_per_unique']:.2f}"
+    open_calls = s.get("evidence", {}).get("chat_calls_open")
+    if s["llm_calls_per_unique"] > 1 and open_calls:
+        calls += f" ({open_calls} calls open in the killed process)"
+    dead = ", ".join(f"{d.get('reason', d)}" for d in s["dead_lettered"]) or "0"
+    return (
+        f"| {s['fault']} | {s['fault_window_s']:g} | {s['fed']} | {s['stored']} | {s['lost']} "
+        f"| {s['doubled']} | {calls} | {dead} | {s['recovery_s']:.1f} |"
+    )
