@@ -107,6 +107,26 @@ async def _declare_all(connection: aio_pika.abc.AbstractConnection, topology: To
         await work.bind(events, routing_key=spec.routing_key)
 
 
+def persistent_copy(
+    message: aio_pika.abc.AbstractIncomingMessage, headers: dict[str, Any] | None = None
+) -> aio_pika.Message:
+    """A message to publish elsewhere: the same body and properties (user id and expiry aside),
+    persistent, with `headers` instead of the message's own when given."""
+    return aio_pika.Message(
+        message.body,
+        headers=message.headers if headers is None else headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        priority=message.priority,
+        correlation_id=message.correlation_id,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        type=message.type,
+        app_id=message.app_id,
+    )
+
+
 async def publish_event(
     broker: RabbitBroker,
     topology: Topology,

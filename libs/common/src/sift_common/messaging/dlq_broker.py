@@ -26,6 +26,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from aio_pika.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 
+from sift_common.messaging.broker import persistent_copy
 from sift_common.messaging.dlq import DeadLetter, Selection, describe, plain, replay_headers
 from sift_common.messaging.topology import ConsumerQueue, Topology
 
@@ -247,19 +248,7 @@ async def _put_back(channel: AbstractChannel, held: list[AbstractIncomingMessage
 
 def _replay_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
     """The same body and properties (user id and expiry aside), replay headers, persistent."""
-    return aio_pika.Message(
-        message.body,
-        headers=replay_headers(message.headers),
-        content_type=message.content_type,
-        content_encoding=message.content_encoding,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        priority=message.priority,
-        correlation_id=message.correlation_id,
-        message_id=message.message_id,
-        timestamp=message.timestamp,
-        type=message.type,
-        app_id=message.app_id,
-    )
+    return persistent_copy(message, replay_headers(message.headers))
 
 
 def _properties(message: AbstractIncomingMessage) -> dict[str, Any]:

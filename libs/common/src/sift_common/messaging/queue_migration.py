@@ -24,6 +24,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
 from sift_common.errors import ConfigError
+from sift_common.messaging.broker import persistent_copy
 from sift_common.messaging.topology import QueueDeclaration, Topology
 
 logger = logging.getLogger(__name__)
@@ -161,20 +162,9 @@ async def _move_all(
 async def _move(channel: AbstractChannel, queue: AbstractQueue, target: str) -> int:
     moved = 0
     while (message := await queue.get(fail=False, no_ack=False)) is not None:
-        copy = aio_pika.Message(
-            message.body,
-            headers=message.headers,
-            content_type=message.content_type,
-            content_encoding=message.content_encoding,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            priority=message.priority,
-            correlation_id=message.correlation_id,
-            message_id=message.message_id,
-            timestamp=message.timestamp,
-            type=message.type,
-            app_id=message.app_id,
+        await channel.default_exchange.publish(
+            persistent_copy(message), routing_key=target, mandatory=True
         )
-        await channel.default_exchange.publish(copy, routing_key=target, mandatory=True)
         await message.ack()
         moved += 1
     return moved
