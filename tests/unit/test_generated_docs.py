@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.docs.__main__ import ASYNCAPI, CONFIGURATION, EVENTS, main, service_settings
+from scripts.docs.__main__ import (
+    ASYNCAPI,
+    CONFIGURATION,
+    EVENTS,
+    RELIABILITY,
+    main,
+    service_settings,
+)
+from scripts.docs.faults import RESULTS
 from sift_analyzer.settings import AnalyzerSettings
 from sift_analyzer.topology import analyzer_topology
 from sift_archiver.app import Archiver
@@ -48,7 +56,7 @@ def test_committed_references_are_up_to_date() -> None:
 
 
 def test_check_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for page in (CONFIGURATION, EVENTS):
+    for page in (CONFIGURATION, EVENTS, RELIABILITY, Path(RESULTS)):
         (tmp_path / page).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / page, tmp_path / page)
     assert main(["--root", str(tmp_path)]) == 0
