@@ -6,9 +6,11 @@ The run is `docs/results/fault-matrix.json`, written by the matrix itself (tests
     cp /tmp/matrix/fault-matrix.json docs/results/ && make docs
 """
 
+from collections import Counter
 from typing import Any
 
 RESULTS = "docs/results/fault-matrix.json"
+REASON_CHARS = 90
 COMMAND = (
     "SIFT_FAULT_SCALE={scale} SIFT_FAULT_RESULTS_DIR=/tmp/matrix "
     "uv run --frozen pytest tests/faults"
@@ -27,6 +29,11 @@ def faults_section(run: dict[str, Any]) -> str:
         "The LLM behind the real gateway is a FAKE upstream (the matrix measures the pipeline's "
         "handling of faults, not the model); calls are counted at it and at the gateway."
     )
+    if any(s.get("chat_upstream") for s in scenarios):
+        header += (
+            " A row that names the real vLLM-CPU chat server ran on one (private to the run): "
+            "its calls are counted at the gateway."
+        )
     rows = [
         "| fault | window s | fed | stored | lost | doubled | LLM calls ÷ unique | "
         "dead-lettered | recovery s |",
@@ -42,8 +49,22 @@ def _row(s: dict[str, Any]) -> str:
     open_calls = s.get("evidence", {}).get("chat_calls_open")
     if s["llm_calls_per_unique"] > 1 and open_calls:
         calls += f" ({open_calls} calls open in the killed process)"
-    dead = ", ".join(f"{d.get('reason', d)}" for d in s["dead_lettered"]) or "0"
+    dead = _dead_letters(s["dead_lettered"])
     return (
         f"| {s['fault']} | {s['fault_window_s']:g} | {s['fed']} | {s['stored']} | {s['lost']} "
         f"| {s['doubled']} | {calls} | {dead} | {s['recovery_s']:.1f} |"
     )
+
+
+def _dead_letters(letters: list[dict[str, Any]]) -> str:
+    """Dead letters grouped by kind and the start of their reason: a table cell, not a log."""
+    if not letters:
+        return "0"
+    counts = Counter(
+        f"{d.get('kind', '?')}: {_shortened(str(d.get('reason', d)))}" for d in letters
+    )
+    return "; ".join(f"{n} × {text}" if n > 1 else text for text, n in counts.items())
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"

@@ -4,6 +4,7 @@ at the FAKE upstream and at the gateway, and the services' logs since the fault 
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sift_common.messaging.topology import (
     ALL_CONSUMER_QUEUES,
     DEAD_LETTER_KIND_HEADER,
     DEAD_LETTER_REASON_HEADER,
+    ConsumerQueue,
     Topology,
 )
 from sift_common.store.models import EMBEDDING_DIM
@@ -50,13 +52,15 @@ class DeadLetter:
                 "documents": list(self.markers)}  # fmt: skip
 
 
-async def dead_letter_depth(rig: Rig) -> int:
-    """Messages waiting in the namespace's DLQs (passive declares)."""
+async def dead_letter_depth(
+    rig: Rig, queues: Iterable[ConsumerQueue[Any]] = ALL_CONSUMER_QUEUES
+) -> int:
+    """Messages waiting in the namespace's DLQs of `queues` (passive declares)."""
     connection = await aio_pika.connect(rig.rabbit.url, timeout=10)
     async with connection:
         channel = await connection.channel()
         total = 0
-        for spec in ALL_CONSUMER_QUEUES:
+        for spec in queues:
             queue = await channel.declare_queue(TOPOLOGY.dead_letter_queue(spec), passive=True)
             total += queue.declaration_result.message_count or 0
         return total
@@ -127,7 +131,7 @@ def shared_embedding_requests(rig: Rig, ledger: Ledger, marker: str) -> int:
 GATEWAY_CALLS = """
 SELECT count(*) AS calls, count(*) FILTER (WHERE status_code = 200) AS ok
 FROM gateway.request_logs
-WHERE profile = 'fake-chat' AND split_part(request_id, ':', 1) = ANY($1::text[])"""
+WHERE profile = $2 AND split_part(request_id, ':', 1) = ANY($1::text[])"""
 
 
 async def gateway_calls(rig: Rig, rows: list[StoredRow]) -> dict[str, float | None]:
@@ -136,7 +140,7 @@ async def gateway_calls(rig: Rig, rows: list[StoredRow]) -> dict[str, float | No
     prefixes = sorted({row.document_id[:16] for row in rows})
     conn = await rig.connect()
     try:
-        record = await conn.fetchrow(GATEWAY_CALLS, prefixes)
+        record = await conn.fetchrow(GATEWAY_CALLS, prefixes, rig.chat_profile)
     finally:
         await conn.close()
     assert record is not None

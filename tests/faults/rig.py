@@ -1,6 +1,11 @@
-"""The fault matrix's test bed, built once per session: private RabbitMQ (behind a TCP proxy),
-Redis and PostgreSQL+pgvector; two FAKE vLLM upstreams on a thread of their own; the real
-gateway, collector, analyzer and archiver as processes (scripts/demo/pipeline.py)."""
+"""The fault matrix's test bed, built once per test module: private RabbitMQ (behind a TCP
+proxy), Redis and PostgreSQL+pgvector; two FAKE vLLM upstreams on a thread of their own; the real
+gateway, collector, analyzer and archiver as processes (scripts/demo/pipeline.py).
+
+`start_rig` builds it all; `start_backends` then `start_services` build it in two steps, for a
+module that starts something of its own meanwhile. `start_services` can give the gateway a real
+chat profile in place of the FAKE one (`chat`, served under `REAL_CHAT`: a private vLLM server,
+tests/faults/test_vllm_engine.py) and override the services' environment."""
 
 import asyncio
 import os
@@ -29,6 +34,7 @@ DATABASE = "sift_faults"
 RETRY_DELAYS_MS = "200,500,1000"  # the analyzer's ladder: a fault is ridden out in seconds
 LOCK_LEASE_MS = 2000
 SERVICE_ORDER = ("gateway", "archiver", "analyzer", "collector")
+FAKE_CHAT, REAL_CHAT = "fake-chat", "real-chat"  # the gateway's chat profile: FAKE or real
 FAST_PROFILE: dict[str, Any] = {
     "max_in_flight_per_replica": 64,
     "max_queue_wait_s": 30,
@@ -56,7 +62,7 @@ class Rig:
     pipeline: Pipeline
     database_url: str = ""
     startup_s: dict[str, float] = field(default_factory=dict)
-    results: list[dict[str, Any]] = field(default_factory=list)
+    chat_profile: str = FAKE_CHAT  # the profile the gateway's `chat` alias names
 
     @property
     def dsn(self) -> str:
@@ -97,17 +103,21 @@ class Rig:
         return dead
 
 
-def gateway_profiles(path: Path, chat_url: str, embed_url: str) -> Path:
+def gateway_profiles(
+    path: Path, chat_url: str, embed_url: str, chat: dict[str, Any] | None = None
+) -> Path:
+    """The gateway's profiles: both FAKE upstreams, or `chat` (a whole chat profile) as
+    `REAL_CHAT` in place of the FAKE chat one."""
+    chat_name = FAKE_CHAT if chat is None else REAL_CHAT
+    fake_chat = {"kind": "chat", "served_model": "fake-chat", "replicas": [chat_url]}
     profiles = {
-        "fake-chat": {
-            "kind": "chat", "served_model": "fake-chat", "replicas": [chat_url], **FAST_PROFILE,
-        },
+        chat_name: {**fake_chat, **FAST_PROFILE} if chat is None else chat,
         "fake-embed": {
             "kind": "embeddings", "served_model": "fake-embed", "replicas": [embed_url],
             **FAST_PROFILE,
         },
     }  # fmt: skip
-    aliases = {"chat": "fake-chat", "embed": "fake-embed"}
+    aliases = {"chat": chat_name, "embed": "fake-embed"}
     path.write_text(yaml.safe_dump({"profiles": profiles, "aliases": aliases}))
     return path
 
@@ -139,7 +149,7 @@ def pipeline_env(rig: "Rig", profiles: Path) -> dict[str, str]:
         "SIFT_ARCHIVER_MAX_RETRIES": "100",
         "SIFT_DRAIN_TIMEOUT_S": "8",  # a SIGTERM must end within the matrix's 15 s
         "SIFT_ARCHIVER_DRAIN_GRACE_S": "1",
-        "SIFT_VLLM_CHAT_URL": rig.chat.url,  # unused by our profiles; never the real vLLM
+        "SIFT_VLLM_CHAT_URL": rig.chat.url,  # unused by our profiles; never a shared vLLM
         "SIFT_VLLM_EMBED_URL": rig.embed.url,
     }
 
@@ -161,6 +171,14 @@ def _timed(started: float) -> float:
 async def start_rig(root: Path, stack: AsyncExitStack) -> Rig:
     """Everything started, in an order that lets each part find the ones it needs; every
     part is registered on `stack` to be stopped, even when a later one fails to start."""
+    rig = await start_backends(root, stack)
+    await start_services(rig, stack)
+    return rig
+
+
+async def start_backends(root: Path, stack: AsyncExitStack) -> Rig:
+    """The private servers, the proxy, the FAKE upstreams and the migrated database; no
+    service yet (`rig.pipeline` is empty)."""
     pg_dir = Path(tempfile.mkdtemp(prefix="sift-faults-pg-"))  # its parents get opened up
     stack.callback(shutil.rmtree, pg_dir, True)
     rabbit, redis = PrivateRabbit(root / "rabbit"), PrivateRedis(root / "redis")
@@ -187,15 +205,28 @@ async def start_rig(root: Path, stack: AsyncExitStack) -> Rig:
     rig.startup_s = startup
     rig.database_url = await create_database(postgres.admin_url, DATABASE)
     await migrate.upgrade(rig.database_url)
-    profiles = gateway_profiles(root / "gateway-profiles.yaml", chat.url, embed.url)
-    rig.pipeline = build_pipeline(root, pipeline_env(rig, profiles))
+    return rig
+
+
+async def start_services(
+    rig: Rig,
+    stack: AsyncExitStack,
+    chat: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
+    """The four services, each ready before the next starts. `chat`: a real chat profile for
+    the gateway (see `gateway_profiles`); `env`: overrides of `pipeline_env`."""
+    profiles = gateway_profiles(
+        rig.root / "gateway-profiles.yaml", rig.chat.url, rig.embed.url, chat
+    )
+    rig.chat_profile = FAKE_CHAT if chat is None else REAL_CHAT
+    rig.pipeline = build_pipeline(rig.root, {**pipeline_env(rig, profiles), **(env or {})})
     stack.callback(stop_services, rig.pipeline)
     for name in SERVICE_ORDER:
         started = time.monotonic()
         rig.pipeline.start(name)
         await rig.ready(name, 120)
-        startup[name] = _timed(started)
-    return rig
+        rig.startup_s[name] = _timed(started)
 
 
 def stop_services(pipeline: Pipeline, timeout_s: float = 10.0) -> None:

