@@ -3,6 +3,7 @@ at the FAKE upstream and at the gateway, and the services' logs since the fault 
 
 import asyncio
 import json
+import signal
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -219,4 +220,21 @@ async def diagnostics(rig: Rig) -> dict[str, Any]:
     )  # fmt: skip
     found["rabbitmq_channels"] = channels.stdout.splitlines()[:30]
     found["proxy_connections"] = rig.proxy.open_connections
+    found["analyzer_task_dumps"] = await analyzer_task_dumps(rig)
     return found
+
+
+async def analyzer_task_dumps(rig: Rig) -> dict[str, list[str]]:
+    """Each analyzer's tasks (SIGUSR1 makes it log their stacks): what a held delivery waits on."""
+    dumps: dict[str, list[str]] = {}
+    for name, service in rig.pipeline.services.items():
+        if not name.startswith("analyzer") or service.process is None:
+            continue
+        before = service.log.read_text(errors="replace") if service.log.exists() else ""
+        service.process.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(1.0)
+        after = service.log.read_text(errors="replace")[len(before) :]
+        dumps[name] = [
+            line for line in after.splitlines() if "sift_analyzer" in line or "sift_common" in line
+        ][:60]
+    return dumps

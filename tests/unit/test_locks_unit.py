@@ -1,11 +1,13 @@
-"""LeaseLock's parameter checks; nothing here talks to Redis (registering a script only hashes
-it)."""
+"""LeaseLock's parameter checks and the lease's watchdog; nothing here talks to Redis
+(registering a script only hashes it)."""
+
+import asyncio
 
 import pytest
 from redis.asyncio import Redis
 
 from sift_common.errors import LeaseLostError, TransientError
-from sift_common.locks import LeaseLock, LockBusyError
+from sift_common.locks import Lease, LeaseLock, LockBusyError
 
 
 def _client() -> Redis:
@@ -33,3 +35,31 @@ def test_a_shared_fence_counter_can_be_named() -> None:
 def test_errors_are_transient() -> None:
     assert issubclass(LockBusyError, TransientError)
     assert issubclass(LeaseLostError, TransientError)
+
+
+class FakeSwallowingLock:
+    """A FAKE lock whose renewal turns the watchdog's cancellation into a TimeoutError, the way
+    a cancel meeting `asyncio.timeout`'s own expiry was seen to come out of the real one."""
+
+    key = "k"
+    lease_ms = 60_000
+    renew_every_ms = 10
+
+    async def _extend(self, token: str) -> bool:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise TimeoutError from None
+        return True
+
+    async def _release(self, token: str) -> bool:
+        return True
+
+
+async def test_a_release_never_waits_for_ever_on_a_watchdog_that_swallowed_its_cancel() -> None:
+    loop = asyncio.get_running_loop()
+    lease = Lease(FakeSwallowingLock(), "t", 1, expires_at=loop.time() + 60)  # type: ignore[arg-type]
+    async with asyncio.timeout(10):  # before the fix: the release waited for ever
+        async with lease:
+            await asyncio.sleep(0.05)  # the watchdog is inside a renewal now
+    assert lease._watchdog is None

@@ -69,6 +69,7 @@ _FENCE_TTL_MS = 60_000
 _RELEASE_SCRIPT = _RedisLock.LUA_RELEASE_SCRIPT  # KEYS[1]; ARGV token -> 1 deleted, 0 not owner
 _EXTEND_SCRIPT = _RedisLock.LUA_REACQUIRE_SCRIPT  # KEYS[1]; ARGV token, ms -> 1 renewed, 0 lost
 
+_STOP_WAIT_S = 5.0  # the longest a release waits for its watchdog to end
 _POLL_S = 0.05  # mean pause between attempts while waiting for a busy lock (jittered ±50 %)
 
 
@@ -158,6 +159,7 @@ class Lease:
         # when the command was sent, so it errs early.
         self._expires_at = expires_at
         self._watchdog: asyncio.Task[None] | None = None
+        self._stopping = False
         self._released = False
 
     def check(self) -> None:
@@ -198,10 +200,15 @@ class Lease:
             )
 
     async def _stop_watchdog(self) -> None:
+        """Stop renewing. The flag ends the loop even should a cancellation be swallowed on the
+        way (seen: a cancel that met the renewal's own timeout came out as a TimeoutError, the
+        loop went on renewing, and the release waited for it for ever); the wait is bounded
+        too, so a release can never hang on its watchdog."""
         task, self._watchdog = self._watchdog, None
+        self._stopping = True
         if task is not None:
             task.cancel()
-            await asyncio.wait({task})  # never raises the task's cancellation into the caller
+            await asyncio.wait({task}, timeout=_STOP_WAIT_S)  # never raises into the caller
 
     async def _watch(self) -> None:
         try:
@@ -213,14 +220,18 @@ class Lease:
     async def _renew_until_lost(self) -> None:
         loop = asyncio.get_running_loop()
         interval = self._lock.renew_every_ms / 1000
-        while True:
+        while not self._stopping:
             await asyncio.sleep(interval)
+            if self._stopping:
+                return
             sent_at = loop.time()
             try:
                 # A hung call must not outlive the lease unnoticed.
                 async with asyncio.timeout(max(self._expires_at - sent_at, interval)):
                     renewed = await self._lock._extend(self.token)
             except (RedisError, TimeoutError) as exc:
+                if self._stopping:
+                    return
                 if loop.time() < self._expires_at:
                     logger.warning(
                         "lease renewal failed, retrying: %r",

@@ -21,6 +21,7 @@ from faststream.rabbit import RabbitBroker
 from sift_common.messaging.broker import declare_topology
 from sift_common.messaging.topology import Topology
 from sift_common.service.readiness import Readiness
+from sift_common.service.task_dump import install_task_dump
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def _report_if_failed(what: str, task: "asyncio.Task[None]") -> None:
 
 @asynccontextmanager
 async def serving(name: str, readiness: Readiness) -> AsyncIterator[Shutdown]:
+    install_task_dump()
     async with AsyncExitStack() as stack:
         try:
             yield Shutdown(stack)
