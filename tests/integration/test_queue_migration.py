@@ -135,6 +135,7 @@ async def test_migration_refuses_while_a_service_still_consumes(
     await put(rabbit_url, topology.work_queue(SPEC), "w1")
     async with rabbit_channel(rabbit_url) as channel:
         queue = await channel.get_queue(topology.work_queue(SPEC))
+
         async def hold(message: AbstractIncomingMessage) -> None:
             pass  # a service attached to the queue, busy with its message
 
