@@ -2,7 +2,8 @@
 
 A batch is chunked, embedded in one gateway call, written in one transaction, and only then
 are its messages acked (each handler awaits its own outcome). Database and gateway outages are
-transient: they fail the whole batch, and the retry ladder takes it. Any other failure bisects
+transient (`sift_common.classify`, the consumers' one policy): they fail the whole batch, and
+the retry ladder takes it. Any other failure bisects
 the batch (`bisection.py`), so a document the store refuses is dead-lettered alone, with its
 reason (`poison.py`), and the rest of its batch is stored.
 """
@@ -10,8 +11,7 @@ reason (`poison.py`), and the rest of its batch is stored.
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -31,27 +31,6 @@ from sift_common.messaging.broker import publish_event
 from sift_common.messaging.topology import Topology
 
 logger = logging.getLogger("sift_archiver")
-
-TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.LockNotAvailableError,
-    asyncpg.QueryCanceledError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-)
-
-
-@asynccontextmanager
-async def database_outage_is_transient() -> AsyncIterator[None]:
-    try:
-        yield
-    except TRANSIENT_DB_ERRORS as exc:
-        raise TransientError(f"database unavailable: {exc!r}") from exc
 
 
 @dataclass
@@ -120,7 +99,7 @@ class DocumentArchive:
         await self._skip_embedded(rows)
         model, embedded = await self._embed(rows, vectors)
         started = time.perf_counter()
-        async with database_outage_is_transient(), self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn:
             result = await write_batch(conn, rows, model, embedded)
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
         for table, count in result.rows.items():
@@ -163,7 +142,7 @@ class DocumentArchive:
         if model is None or not rows.chunks:
             return
         ids = sorted({chunk.document_id for chunk in rows.chunks})
-        async with database_outage_is_transient(), self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn:
             done = await conn.fetch(EMBEDDED, ids, model)
         embedded = {row["document_id"] for row in done}
         rows.chunks = [chunk for chunk in rows.chunks if chunk.document_id not in embedded]
@@ -222,7 +201,6 @@ class DigestArchive:
     async def handle(self, event: EntityDigested) -> None:
         entity = event.entity
         async with (
-            database_outage_is_transient(),
             self._pool.acquire() as conn,
             conn.transaction(),
         ):
