@@ -32,7 +32,9 @@ from tests.support.tcp_proxy import TcpProxy
 NAMESPACE = "faults."
 DATABASE = "sift_faults"
 RETRY_DELAYS_MS = "200,500,1000"  # the analyzer's ladder: a fault is ridden out in seconds
-LOCK_LEASE_MS = 2000
+# Renewed every third of the lease, a lease must outlast a third of itself plus a Redis restart
+# (~1.1 s here) with room for the renewal that meets Redis back: 3 s leaves ~0.9 s.
+LOCK_LEASE_MS = 3000
 SERVICE_ORDER = ("gateway", "archiver", "analyzer", "collector")
 FAKE_CHAT, REAL_CHAT = "fake-chat", "real-chat"  # the gateway's chat profile: FAKE or real
 FAST_PROFILE: dict[str, Any] = {

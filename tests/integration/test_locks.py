@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from yarl import URL
 
 from sift_common.errors import LeaseLostError
 from sift_common.locks import Lease, LeaseLock, LockBusyError
+from sift_common.redis_client import make_redis
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -198,6 +201,46 @@ async def test_renewal_errors_are_retried_until_the_lease_runs_out(
         await asyncio.wait_for(lease.lost.wait(), timeout=5)
         with pytest.raises(LeaseLostError):
             lease.check()
+
+
+async def test_a_redis_outage_shorter_than_the_lease_left_keeps_the_lease(
+    redis_url: str, namespace: str
+) -> None:
+    """Redis unreachable (connections cut, new ones refused) right after each renewal, for 60 %
+    of the lease: the next renewal meets the outage, and must get through once Redis is back,
+    with 0.4 of the lease still to run. The Redis client's own reconnect backoff (up to
+    seconds between tries) once slept through that margin and the lease was lost."""
+    url = URL(redis_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 6379)
+    await proxy.start()
+    client = make_redis(str(url.with_host("127.0.0.1").with_port(proxy.port)))
+    key = f"{namespace}lock:doc"
+    lock = LeaseLock(client, key, lease_ms=1_000)
+    renewed = asyncio.Event()
+    real_extend = lock._extend
+
+    async def noted_extend(token: str) -> bool:
+        ok = await real_extend(token)
+        renewed.set()
+        return ok
+
+    lock._extend = noted_extend  # type: ignore[method-assign]
+    try:
+        lease = await lock.acquire()
+        assert lease is not None
+        async with lease:
+            for _ in range(5):
+                renewed.clear()
+                await asyncio.wait_for(renewed.wait(), timeout=5)
+                assert await proxy.cut(refuse_s=0.6) >= 1, "the client's connection was cut"
+                await asyncio.sleep(0.6)
+                assert not lease.lost.is_set(), "lost to an outage shorter than the lease left"
+            assert proxy.stats.refused >= 5, "the renewals met the outages"
+            lease.check()
+            assert await client.get(key) == lease.token.encode()
+    finally:
+        await client.aclose()
+        await proxy.close()
 
 
 async def test_fencing_tokens_keep_rising_after_redis_loses_its_data(

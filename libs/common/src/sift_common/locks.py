@@ -70,7 +70,8 @@ _RELEASE_SCRIPT = _RedisLock.LUA_RELEASE_SCRIPT  # KEYS[1]; ARGV token -> 1 dele
 _EXTEND_SCRIPT = _RedisLock.LUA_REACQUIRE_SCRIPT  # KEYS[1]; ARGV token, ms -> 1 renewed, 0 lost
 
 _STOP_WAIT_S = 5.0  # the longest a release waits for its watchdog to end
-_POLL_S = 0.05  # mean pause between attempts while waiting for a busy lock (jittered ±50 %)
+_POLL_S = 0.05  # mean pause between attempts (busy lock, failed renewal), jittered ±50 %
+_MIN_ATTEMPT_S = 0.1  # the shortest time one renewal attempt is given
 
 
 class LockBusyError(TransientError):
@@ -220,24 +221,31 @@ class Lease:
     async def _renew_until_lost(self) -> None:
         loop = asyncio.get_running_loop()
         interval = self._lock.renew_every_ms / 1000
+        # Each renewal attempt is short and a failed one is retried at once: the Redis client's
+        # own backoff between reconnects (up to seconds) must not sleep through the moment a
+        # restarted Redis is back while the lease still has a fraction of a second to run.
+        attempt_s = min(interval, max(_MIN_ATTEMPT_S, interval / 4))
+        pause, warned = interval, False
         while not self._stopping:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(pause)
             if self._stopping:
                 return
             sent_at = loop.time()
             try:
-                # A hung call must not outlive the lease unnoticed.
-                async with asyncio.timeout(max(self._expires_at - sent_at, interval)):
+                async with asyncio.timeout(max(min(self._expires_at - sent_at, attempt_s), 0)):
                     renewed = await self._lock._extend(self.token)
             except (RedisError, TimeoutError) as exc:
                 if self._stopping:
                     return
                 if loop.time() < self._expires_at:
-                    logger.warning(
-                        "lease renewal failed, retrying: %r",
-                        exc,
-                        extra={"lock_key": self.key, "fencing_token": self.fencing_token},
-                    )
+                    if not warned:  # once per outage, not once per attempt
+                        warned = True
+                        logger.warning(
+                            "lease renewal failed, retrying until the lease runs out: %r",
+                            exc,
+                            extra={"lock_key": self.key, "fencing_token": self.fencing_token},
+                        )
+                    pause = _POLL_S * random.uniform(0.5, 1.5)
                     continue
                 self._mark_lost(f"Redis unreachable until the lease ran out: {exc!r}")
                 return
@@ -245,6 +253,7 @@ class Lease:
                 self._mark_lost("the key expired or holds another owner's token")
                 return
             self._expires_at = sent_at + self._lock.lease_ms / 1000
+            pause, warned = interval, False
 
     def _mark_lost(self, reason: str) -> None:
         self.lost.set()
