@@ -30,8 +30,8 @@ format: sync ## Apply ruff fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-typecheck: sync ## mypy --strict on services and libs
-	$(RUN) mypy libs services
+typecheck: sync ## mypy --strict on services, libs, scripts and bench
+	$(RUN) mypy libs services scripts bench
 
 test-unit: sync ## Unit tests only (no services needed)
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)

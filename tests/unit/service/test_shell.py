@@ -8,8 +8,8 @@ import pytest
 
 from sift_common.errors import ConfigError
 from sift_common.logs import configure_logging
-from sift_common.service.shell import load_or_exit, run_service
-from sift_common.settings import RabbitSettings, ServiceSettings, load_settings
+from sift_common.service.shell import run_service
+from sift_common.settings import RabbitSettings, ServiceSettings, load_or_exit, load_settings
 
 
 class Settings(ServiceSettings, RabbitSettings):

@@ -133,3 +133,11 @@ def load_settings(settings_class: type[SettingsT]) -> SettingsT:
             for error in exc.errors()
         ]
         raise ConfigError("invalid settings: " + "; ".join(problems)) from exc
+
+
+def load_or_exit(name: str, settings_class: type[SettingsT]) -> SettingsT:
+    """The settings, or `SystemExit("sift-<name>: ...")` naming what is wrong."""
+    try:
+        return load_settings(settings_class)
+    except ConfigError as exc:
+        raise SystemExit(f"sift-{name}: {exc}") from None

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from sift_common.errors import ConfigError
 from sift_common.logs import configure_logging
-from sift_common.service.shell import load_or_exit
+from sift_common.settings import load_or_exit
 from sift_common.store.engine import resolve_database_url
 from sift_gateway import ops
 from sift_gateway.chat import chat_completions

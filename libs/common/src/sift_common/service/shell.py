@@ -16,7 +16,7 @@ from sift_common.errors import ConfigError
 from sift_common.logs import configure_logging
 from sift_common.service.draining import DrainingServer
 from sift_common.service.readiness import Readiness
-from sift_common.settings import ServiceSettings, load_settings
+from sift_common.settings import ServiceSettings, load_or_exit
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
@@ -40,14 +40,6 @@ class Service(Protocol):
 
     @property
     def listener(self) -> Listener: ...
-
-
-def load_or_exit(name: str, settings_class: type[SettingsT]) -> SettingsT:
-    """The settings, or `SystemExit("sift-<name>: ...")` naming what is wrong."""
-    try:
-        return load_settings(settings_class)
-    except ConfigError as exc:
-        raise SystemExit(f"sift-{name}: {exc}") from None
 
 
 def run_service(
