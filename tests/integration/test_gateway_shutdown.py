@@ -77,7 +77,7 @@ async def test_sigterm_drains_in_flight_requests_then_exits_zero(
                     raise AssertionError(
                         "the listener closed before readiness showed 503"
                     ) from None
-                return response.status_code == 503 and response.json()["draining"] is True
+                return response.status_code == 503 and response.json()["status"] == "draining"
 
             # Readiness is 503 for DRAIN_GRACE_S before the listener closes.
             await eventually(draining, timeout=10, every=0.02)

@@ -152,7 +152,11 @@ async def test_ready_after_real_completions_and_context_length_read_from_vllm(
 ) -> None:
     ready = await get(f"{gateway.url}/health/ready")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["profiles"] == {"local-chat": True, "local-embed": True}
+    checks = ready.json()["checks"]
+    assert {name: check["ok"] for name, check in checks.items()} == {
+        "profile:local-chat": True,
+        "profile:local-embed": True,
+    }
     assert gateway.runtime("local-chat").max_model_len() == 2048
     models = (await get(f"{gateway.url}/v1/models")).json()
     assert {"chat", "embed", "local-chat", "local-embed"} <= {m["id"] for m in models["data"]}

@@ -25,7 +25,10 @@ async def test_ready_when_every_check_passes() -> None:
     assert report.ready
     assert report.model_dump() == {
         "status": "ready",
-        "checks": {"broker": {"ok": True, "error": None}, "redis": {"ok": True, "error": None}},
+        "checks": {
+            name: {"ok": True, "error": None, "detail": None, "advisory": False}
+            for name in ("broker", "redis")
+        },
     }
 
 
@@ -36,6 +39,8 @@ async def test_a_failing_check_is_named_with_its_error() -> None:
     assert report.checks["redis"].model_dump() == {
         "ok": False,
         "error": "ConnectionError: connection refused",
+        "detail": None,
+        "advisory": False,
     }
 
 
@@ -101,3 +106,32 @@ async def test_long_errors_are_cut() -> None:
 def test_a_timeout_for_an_unknown_check_is_refused() -> None:
     with pytest.raises(ValueError, match="redis"):
         Readiness({"broker": ok}, timeouts={"redis": 1.0})
+
+
+async def test_an_advisory_check_is_reported_but_never_makes_it_unready() -> None:
+    report = await Readiness({"engine": ok}, advisory={"request_log": refused}).report()
+    assert report.ready
+    assert report.checks["request_log"].ok is False
+    assert report.checks["request_log"].advisory is True
+    assert report.checks["request_log"].error == "ConnectionError: connection refused"
+
+    report = await Readiness({"engine": refused}, advisory={"request_log": ok}).report()
+    assert report.status == "not_ready", "an advisory check that passes does not cover for others"
+
+
+async def test_checks_given_as_a_function_are_read_at_every_report() -> None:
+    current = {"a": ok}
+    readiness = Readiness(lambda: current)
+    assert set((await readiness.report()).checks) == {"a"}
+    current = {"b": refused}
+    report = await readiness.report()
+    assert set(report.checks) == {"b"}
+    assert not report.ready
+
+
+async def test_a_check_that_returns_text_reports_it_as_detail() -> None:
+    async def counted() -> str:
+        return "3 buffered"
+
+    report = await Readiness({"log": counted}).report()
+    assert report.checks["log"].detail == "3 buffered"

@@ -57,13 +57,14 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
             timeout_s=settings.gateway_probe_timeout_s,
             stall_after_s=settings.gateway_engine_stall_s,
         )
-        app[STATE_KEY], app[ops.PROBER_KEY] = state, prober
+        readiness = ops.gateway_readiness(state, prober)
+        app[STATE_KEY], app[ops.PROBER_KEY], app[ops.READINESS_KEY] = state, prober, readiness
         if request_log is not None:
             request_log.start()
         await prober.probe_all()  # warm-up: readiness reflects a real completion from the start
         prober.start()
         yield
-        state.draining = True
+        readiness.draining = True
         await prober.close()
         if request_log is not None:
             await request_log.close()
@@ -102,7 +103,7 @@ async def serve(settings: GatewayServiceSettings) -> None:
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     logger.info("shutting down: readiness 503, draining in-flight requests")
-    app[STATE_KEY].draining = True
+    app[ops.READINESS_KEY].draining = True
     await asyncio.sleep(settings.gateway_drain_grace_s)
     await runner.cleanup()
 

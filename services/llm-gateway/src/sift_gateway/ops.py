@@ -6,11 +6,57 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from sift_common.service.readiness import Check, Liveness, Readiness
 from sift_gateway.errors import ApiError, invalid_request
 from sift_gateway.probes import Prober
-from sift_gateway.state import STATE_KEY
+from sift_gateway.registry import ProfileRuntime
+from sift_gateway.request_log import RequestLogWriter
+from sift_gateway.state import STATE_KEY, GatewayState
 
 PROBER_KEY = web.AppKey("sift_gateway_prober", Prober)
+READINESS_KEY = web.AppKey("sift_gateway_readiness", Readiness)
+
+
+class ProfileNotReady(Exception):
+    """No replica of the profile passed a real completion recently."""
+
+
+def gateway_readiness(state: GatewayState, prober: Prober) -> Readiness:
+    """Ready when every profile an alias points at has a replica that passed a real probe
+    recently; the request log is advisory (reported, never blocks serving)."""
+
+    def profile_checks() -> dict[str, Check]:  # aliases can move while the gateway runs
+        return {
+            f"profile:{runtime.name}": _profile_check(prober, runtime)
+            for runtime in state.registry.active_profiles()
+        }
+
+    advisory = {} if state.request_log is None else {"request_log": _log_check(state.request_log)}
+    return Readiness(profile_checks, advisory=advisory)
+
+
+def _profile_check(prober: Prober, runtime: ProfileRuntime) -> Check:
+    async def check() -> str:
+        now = time.monotonic()
+        if not prober.ready(runtime, now):
+            raise ProfileNotReady(
+                "; ".join(f"{r.url}: {r.last_error or 'no probe passed'}" for r in runtime.replicas)
+            )
+        healthy = sum(replica.healthy for replica in runtime.replicas)
+        return f"{healthy} of {len(runtime.replicas)} replicas healthy"
+
+    return check
+
+
+def _log_check(request_log: RequestLogWriter) -> Check:
+    async def check() -> str:
+        status = request_log.status()
+        counts = f"{status['buffered']} buffered, {status['dropped']} dropped"
+        if not status["ok"]:
+            raise ConnectionError(f"{status['last_error']} ({counts})")
+        return counts
+
+    return check
 
 
 def _json(value: object, status: int = 200) -> web.Response:
@@ -18,25 +64,13 @@ def _json(value: object, status: int = 200) -> web.Response:
 
 
 async def live(request: web.Request) -> web.Response:
-    return _json({"status": "alive"})
+    return _json(Liveness().model_dump())
 
 
 async def ready(request: web.Request) -> web.Response:
-    """200 only when every active profile passed a real completion recently and we are not
-    draining. The request log is reported but never blocks serving."""
-    state, prober = request.app[STATE_KEY], request.app[PROBER_KEY]
-    now = time.monotonic()
-    profiles = {
-        runtime.name: prober.ready(runtime, now) for runtime in state.registry.active_profiles()
-    }
-    is_ready = not state.draining and all(profiles.values())
-    details = {
-        "status": "ready" if is_ready else "not ready",
-        "draining": state.draining,
-        "profiles": profiles,
-        "request_log": state.request_log.status() if state.request_log else "disabled",
-    }
-    return _json(details, 200 if is_ready else 503)
+    """The same body as every Sift service's `/health/ready`: 200 when ready, else 503."""
+    report = await request.app[READINESS_KEY].report()
+    return _json(report.model_dump(), 200 if report.ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -18,7 +18,6 @@ class GatewayState:
     session: aiohttp.ClientSession
     caller: UpstreamCaller
     request_log: RequestLogWriter | None
-    draining: bool = False
     started: bool = field(default=False)
 
 

@@ -3,19 +3,13 @@
 One body shape for all of them: live is `{"status": "live"}`; ready is a `ReadinessReport`
 (200 when ready, 503 when a check fails or the service is draining)."""
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel
 
-from sift_common.service.readiness import Readiness, ReadinessReport
-
-
-class Liveness(BaseModel):
-    status: Literal["live"] = "live"
-
+from sift_common.service.readiness import Liveness, Readiness, ReadinessReport
 
 NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {"model": ReadinessReport, "description": "A dependency is down, or shutting down"}

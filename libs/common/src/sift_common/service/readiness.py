@@ -4,6 +4,14 @@ Named dependency checks run at once, each bounded by its own timeout, so one dep
 hangs costs the probe its timeout, not the sum of them all, and the report says which one it
 was. `draining` (set on SIGTERM by `sift_common.service.draining`, and when the lifespan ends)
 turns the service unready before its listener closes; the checks are not run then.
+
+Checks may be given as a function returning them, for a service whose dependencies change while
+it runs (the gateway's profiles follow its aliases). An advisory check is reported but never
+makes the service unready (the gateway's request log: serving matters more than its log). A
+check that returns a string reports it as the result's `detail`.
+
+Framework-free on purpose: FastAPI services serve it through `sift_common.service.ops`, the
+aiohttp gateway through its own two routes, in the same body shape.
 """
 
 import asyncio
@@ -13,13 +21,20 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Check = Callable[[], Awaitable[object]]  # raises when the dependency is not usable
+Checks = Mapping[str, Check] | Callable[[], Mapping[str, Check]]
 DEFAULT_TIMEOUT_S = 2.0
 MAX_ERROR_CHARS = 300
+
+
+class Liveness(BaseModel):
+    status: Literal["live"] = "live"
 
 
 class CheckResult(BaseModel):
     ok: bool
     error: str | None = Field(default=None, description="Why not, when `ok` is false.")
+    detail: str | None = Field(default=None, description="What the check reported, if anything.")
+    advisory: bool = Field(default=False, description="Reported only; never makes it unready.")
 
 
 class ReadinessReport(BaseModel):
@@ -38,36 +53,44 @@ class Readiness:
 
     def __init__(
         self,
-        checks: Mapping[str, Check],
+        checks: Checks,
         *,
+        advisory: Mapping[str, Check] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         timeouts: Mapping[str, float] | None = None,
     ) -> None:
-        timeouts = dict(timeouts or {})
-        if unknown := set(timeouts) - set(checks):
+        self._checks = checks
+        self._advisory = dict(advisory or {})
+        self._timeout_s = timeout_s
+        self._timeouts = dict(timeouts or {})
+        if not callable(checks) and (unknown := set(self._timeouts) - {*checks, *self._advisory}):
             raise ValueError(f"timeouts for checks that do not exist: {sorted(unknown)}")
-        self._checks = dict(checks)
-        self._timeouts = {name: timeouts.get(name, timeout_s) for name in self._checks}
         self.draining = False
 
     async def report(self) -> ReadinessReport:
         if self.draining:
             return ReadinessReport(status="draining", checks={})
-        names = list(self._checks)
-        results = await asyncio.gather(*(self._run(name) for name in names))
-        ok = all(result.ok for result in results)
+        required = self._checks() if callable(self._checks) else self._checks
+        runs = [(name, check, False) for name, check in required.items()]
+        runs += [(name, check, True) for name, check in self._advisory.items()]
+        results = await asyncio.gather(*(self._run(*run) for run in runs))
+        ok = all(result.ok or result.advisory for result in results)
+        names = [name for name, _, _ in runs]
         return ReadinessReport(
             status="ready" if ok else "not_ready", checks=dict(zip(names, results, strict=True))
         )
 
-    async def _run(self, name: str) -> CheckResult:
-        limit_s = self._timeouts[name]
+    async def _run(self, name: str, check: Check, advisory: bool) -> CheckResult:
+        limit_s = self._timeouts.get(name, self._timeout_s)
         timeout = asyncio.timeout(limit_s)
         try:
             async with timeout:
-                await self._checks[name]()
+                answer = await check()
         except Exception as exc:  # reported, not raised: readiness says what is down
             if isinstance(exc, TimeoutError) and timeout.expired():
-                return CheckResult(ok=False, error=f"no answer within {limit_s:g} s")
-            return CheckResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
-        return CheckResult(ok=True)
+                error = f"no answer within {limit_s:g} s"
+            else:
+                error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+            return CheckResult(ok=False, error=error, advisory=advisory)
+        detail = answer[:MAX_ERROR_CHARS] if isinstance(answer, str) else None
+        return CheckResult(ok=True, detail=detail, advisory=advisory)
