@@ -5,21 +5,20 @@ real model cannot be made slow on cue)."""
 import asyncio
 import json
 import signal
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from scripts.processes import Child, free_port
 from sift_analyzer.settings import AnalyzerSettings
 from sift_analyzer.topology import analyzer_topology
 from sift_common.contracts import Document, DocumentCollected
 from sift_common.messaging.broker import declare_topology, make_broker, publish_event
 from sift_common.store import migrate
-from tests.support.analyzer import analyzed, analyzer_env, start_process, wait_ready
+from tests.support.analyzer import analyzed, analyzer_env, analyzer_process, wait_ready
 from tests.support.fake_upstream import Behaviour
-from tests.support.gateway import StartFake, chat_profile, eventually, free_port, running_gateway
+from tests.support.gateway import StartFake, chat_profile, eventually, running_gateway
 from tests.support.rabbit import delete_topology
 
 pytestmark = pytest.mark.integration
@@ -29,16 +28,6 @@ VALID_NEWS = json.dumps(
 )
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-
-
 async def test_sigterm_turns_readiness_off_finishes_in_flight_and_exits_0(
     rabbit_url: str,
     redis_url: str,
@@ -46,7 +35,7 @@ async def test_sigterm_turns_readiness_off_finishes_in_flight_and_exits_0(
     fresh_database: str,
     fakes: StartFake,
     tmp_path: Path,
-    processes: list[subprocess.Popen[bytes]],
+    children: list[Child],
 ) -> None:
     await migrate.upgrade(fresh_database)
     fake = await fakes(model="fake-chat", default=Behaviour(delay_s=4.0, content=VALID_NEWS))
@@ -62,16 +51,16 @@ async def test_sigterm_turns_readiness_off_finishes_in_flight_and_exits_0(
             namespace=namespace,
         )
         log = tmp_path / "analyzer.log"
-        process = start_process(env, log)
-        processes.append(process)
-        await wait_ready(port)
+        analyzer = analyzer_process(env, log).start()
+        children.append(analyzer)
+        await wait_ready(analyzer, port)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
             live, ready = await http.get("/health/live"), await http.get("/health/ready")
         assert live.json() == {"status": "live"}
         assert ready.json() == {
             "status": "ready",
             "checks": {
-                name: {"ok": True, "error": None}
+                name: {"ok": True, "error": None, "detail": None, "advisory": False}
                 for name in ("broker", "redis", "database", "gateway")
             },
         }
@@ -85,7 +74,7 @@ async def test_sigterm_turns_readiness_off_finishes_in_flight_and_exits_0(
         await broker.stop()
         await eventually(lambda: len(fake.chat_requests()) >= 1, timeout=30)
 
-        process.send_signal(signal.SIGTERM)
+        analyzer.signal(signal.SIGTERM)
         async with httpx.AsyncClient(timeout=5) as http:
 
             async def not_ready() -> bool:
@@ -96,8 +85,8 @@ async def test_sigterm_turns_readiness_off_finishes_in_flight_and_exits_0(
                 return True
 
             await eventually(not_ready, timeout=1.5)  # inside the drain grace, still serving
-        assert process.poll() is None  # the in-flight LLM call is still running
-        code = await asyncio.to_thread(process.wait, 30)
+        assert analyzer.alive()  # the in-flight LLM call is still running
+        code = await asyncio.to_thread(analyzer.wait, 30)
 
     assert code == 0, log.read_text()[-3000:]
     results = await analyzed(rabbit_url, topology)

@@ -342,7 +342,10 @@ async def test_openapi_health_and_metrics(api: RunningArchiver) -> None:
     assert live.json() == {"status": "live"}
     assert ready.json() == {
         "status": "ready",
-        "checks": {"database": {"ok": True, "error": None}, "broker": {"ok": True, "error": None}},
+        "checks": {
+            "database": {"ok": True, "error": None, "detail": None, "advisory": False},
+            "broker": {"ok": True, "error": None, "detail": None, "advisory": False},
+        },
     }
     for name in ("sift_archiver_batch_size_count", "sift_archiver_embed_seconds_count",
                  "sift_archiver_commit_seconds_count",

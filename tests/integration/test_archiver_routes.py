@@ -157,7 +157,10 @@ async def test_ops_routes_and_errors_share_the_service_shapes(
     assert ready.status_code == 200
     assert ready.json() == {
         "status": "ready",
-        "checks": {"database": {"ok": True, "error": None}, "broker": {"ok": True, "error": None}},
+        "checks": {
+            "database": {"ok": True, "error": None, "detail": None, "advisory": False},
+            "broker": {"ok": True, "error": None, "detail": None, "advisory": False},
+        },
     }
     assert bad.status_code == 422
     assert bad.json()["error"]["field"] == "direction"

@@ -322,7 +322,10 @@ async def test_health_and_metrics(start_collector: StartCollector) -> None:
     assert ready.status_code == 200, ready.text
     assert ready.json() == {
         "status": "ready",
-        "checks": {"broker": {"ok": True, "error": None}, "redis": {"ok": True, "error": None}},
+        "checks": {
+            "broker": {"ok": True, "error": None, "detail": None, "advisory": False},
+            "redis": {"ok": True, "error": None, "detail": None, "advisory": False},
+        },
     }
     for line in (
         'sift_collector_documents_total{outcome="published",publisher="tester"} 1.0',
