@@ -164,7 +164,7 @@ async def _no_refresh(event: object) -> None:
     return None
 
 
-async def load_knn(conn: asyncpg.Connection, vectors: np.ndarray, rare_every: int) -> float:  # type: ignore[type-arg]
+async def load_knn(conn: asyncpg.Connection, vectors: np.ndarray, rare_every: int) -> float:
     count = len(vectors)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     sources = ["rare" if n % rare_every == 0 else "common" for n in range(count)]
@@ -199,8 +199,8 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def run_queries(
-    conn: asyncpg.Connection, vectors: np.ndarray, queries: np.ndarray,  # type: ignore[type-arg]
-    filters: DocFilters, mask: np.ndarray | None, ef: int,  # type: ignore[type-arg]
+    conn: asyncpg.Connection, vectors: np.ndarray, queries: np.ndarray,
+    filters: DocFilters, mask: np.ndarray | None, ef: int,
     steer: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     settings = SearchSettings(ef_search=ef, max_scan_tuples=20_000)
@@ -226,7 +226,7 @@ async def run_queries(
             "mean_results": statistics.fmean(returned)}  # fmt: skip
 
 
-async def explain(conn: asyncpg.Connection, query: np.ndarray, filters: DocFilters, ef: int) -> str:  # type: ignore[type-arg]
+async def explain(conn: asyncpg.Connection, query: np.ndarray, filters: DocFilters, ef: int) -> str:
     args: list[Any] = [query, MODEL]
     sql = nearest_sql(filters, args)
     args[-1] = 30

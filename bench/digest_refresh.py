@@ -96,6 +96,11 @@ def fixed(interval_s: float) -> Decide:
     return decide
 
 
+def fixed_each(interval_s: float) -> Callable[[Trace], Decide]:
+    """`fixed`, made anew for each trace as the other policies are."""
+    return lambda _trace: fixed(interval_s)
+
+
 def today(trace: Trace, t: float, last: float | None, seen: int) -> tuple[bool, str]:
     if t - (last or 0) >= TODAY_INTERVAL_S:
         return True, "interval"
@@ -143,6 +148,11 @@ class Novelty:
         return decision.refresh, decision.reason
 
 
+def novelty_each(policy: RefreshPolicy, prepared: dict[str, Prepared]) -> Callable[[Trace], Decide]:
+    """The novelty policy on each trace, with that trace's prepared arrivals and baselines."""
+    return lambda trace: Novelty(policy, prepared[trace.entity])
+
+
 def memoize_semantic() -> None:
     """A document's semantic novelty depends only on (baseline, vector), both kept alive by
     Prepared: the policy's own function, remembered, instead of recomputed per decision."""
@@ -162,7 +172,7 @@ def _at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def staleness(traces_: list[Trace], digests: dict[str, list[float]], days: float) -> dict:
+def staleness(traces_: list[Trace], digests: dict[str, list[float]], days: float) -> dict[str, Any]:
     """Material: change → first digest at or after it. Routine: document → same."""
     material, routine, censored = [], [], 0
     for trace in traces_:
@@ -191,12 +201,15 @@ def _stats(waits: list[float]) -> dict[str, float]:
     }
 
 
-def run_policy(traces_: list[Trace], days: float, make: Callable[[Trace], Decide]) -> dict:
-    digests, reasons = {}, Counter()
+def run_policy(
+    traces_: list[Trace], days: float, make: Callable[[Trace], Decide]
+) -> dict[str, Any]:
+    digests: dict[str, list[float]] = {}
+    reasons: Counter[str] = Counter()
     for trace in traces_:
         digests[trace.entity], counted = simulate(trace, days, make(trace))
         reasons += counted
-    per_kind = Counter()
+    per_kind: Counter[str] = Counter()
     for trace in traces_:
         per_kind[trace.kind] += len(digests[trace.entity])
     return {
@@ -227,7 +240,7 @@ def check_traces(traces_: list[Trace], days: float) -> None:
         assert not near or min(near) > 0.9, f"{trace.entity}: burst copies are not near-duplicates"
 
 
-def check_novelty(result: dict, traces_: list[Trace], policy: RefreshPolicy) -> None:
+def check_novelty(result: dict[str, Any], traces_: list[Trace], policy: RefreshPolicy) -> None:
     """The policy did what it claims on these traces: all its rules fired, none was broken."""
     decisions = result["decisions"]
     for reason in ("first", "novelty", "sla", "below_threshold", "min_interval", "nothing_new"):
@@ -242,7 +255,7 @@ def check_novelty(result: dict, traces_: list[Trace], policy: RefreshPolicy) -> 
     assert routine["max_min"] <= bound or result["staleness"]["material"]["censored"], routine
 
 
-def equal_staleness(grid: dict[int, dict], novelty: dict) -> int:
+def equal_staleness(grid: dict[int, dict[str, Any]], novelty: dict[str, Any]) -> int:
     """The smallest interval (minutes) at which the fixed policy is no fresher than novelty."""
     target = novelty["staleness"]["material"]
     for minutes in sorted(grid):
@@ -267,7 +280,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def report(out: dict) -> None:
+def report(out: dict[str, Any]) -> None:
     rows = [("today (any new doc, 1 h)", out["today"]), ("novelty (defaults)", out["novelty"])]
     chosen = out["equal_staleness"]["fixed_interval_min"]
     rows.insert(1, (f"fixed {chosen} min (equal staleness)", out["fixed"][str(chosen)]))
@@ -303,16 +316,19 @@ def main() -> None:
     policy = RefreshPolicy()
     memoize_semantic()
     prepared = {trace.entity: Prepared(trace) for trace in all_traces}
-    novelty = run_policy(all_traces, args.days, lambda tr: Novelty(policy, prepared[tr.entity]))
+    novelty = run_policy(all_traces, args.days, novelty_each(policy, prepared))
     check_novelty(novelty, all_traces, policy)
-    grid = {m: run_policy(all_traces, args.days, lambda _t, m=m: fixed(m * 60)) for m in GRID_MIN}
+    grid = {m: run_policy(all_traces, args.days, fixed_each(m * 60)) for m in GRID_MIN}
     chosen = equal_staleness(grid, novelty)
     current = run_policy(all_traces, args.days, lambda _t: today)
     thresholds = {
-        t: run_policy(all_traces, args.days, lambda tr, t=t: Novelty(
-            RefreshPolicy(t, policy.sla, policy.min_interval), prepared[tr.entity]))
+        t: run_policy(
+            all_traces,
+            args.days,
+            novelty_each(RefreshPolicy(t, policy.sla, policy.min_interval), prepared),
+        )
         for t in THRESHOLDS
-    }  # fmt: skip
+    }
     saved = grid[chosen]["calls"] - novelty["calls"]
     out = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -349,7 +365,7 @@ def main() -> None:
     print(f"\nwrote {args.out} in {out['elapsed_s']} s")
 
 
-def _public(result: dict) -> dict:
+def _public(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if not k.startswith("_")}
 
 

@@ -47,15 +47,19 @@ class Trace:
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
+    unit: np.ndarray = v / np.linalg.norm(v)
+    return unit
 
 
 def _near(rng: np.random.Generator, centre: np.ndarray, spread: float) -> np.ndarray:
     return _unit(centre + spread * rng.standard_normal(DIM) / np.sqrt(DIM))
 
 
-def _poisson_times(rng: np.random.Generator, per_hour: float, start: float, end: float) -> list:
-    times, t = [], start
+def _poisson_times(
+    rng: np.random.Generator, per_hour: float, start: float, end: float
+) -> list[float]:
+    times: list[float] = []
+    t = start
     while True:
         t += rng.exponential(HOUR / per_hour)
         if t >= end:

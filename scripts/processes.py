@@ -124,12 +124,6 @@ class Child:
     def returncode(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
-    def signal(self, sig: signal.Signals) -> None:
-        """Send `sig` to the child alone (not its group), if it still runs."""
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(sig)
-
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30.0) -> int | None:
         """`sig` (to the group when it has its own), a wait, SIGKILL after `timeout_s`; the exit
         code (None when never started). Whatever it left in its group is killed too."""
@@ -184,6 +178,14 @@ class Child:
         if self._out is not None:
             self._out.close()
             self._out = None
+
+    # Last in the class: below it, `signal` in the class body (defaults, annotations) would
+    # name this method, not the module.
+    def signal(self, sig: signal.Signals) -> None:
+        """Send `sig` to the child alone (not its group), if it still runs."""
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(sig)
 
 
 # ----------------------------------------------------------------------- measuring processes

@@ -21,9 +21,9 @@ def clustered_vectors(
     centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     which = rng.integers(0, clusters, count)
-    vectors = centres[which] + noise * rng.standard_normal((count, DIM)).astype(
-        np.float32
-    ) / np.sqrt(DIM)
+    vectors: NDArray[np.float32] = centres[which] + noise * rng.standard_normal(
+        (count, DIM)
+    ).astype(np.float32) / np.sqrt(DIM)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors.astype(np.float32)
 
