@@ -27,7 +27,7 @@ from sift_common.messaging.consumer import subscribe
 from sift_common.messaging.inflight import InFlight
 from sift_common.redis_client import make_redis
 from sift_common.service.checks import broker_check, redis_check
-from sift_common.service.lifespan import serving, start_broker
+from sift_common.service.lifespan import serving, start_consuming
 from sift_common.service.ops import ops_router
 from sift_common.service.readiness import Readiness
 from sift_common.service.shell import Listener, run_service
@@ -95,9 +95,9 @@ class Analyzer:
             shutdown.on_stop("database", self.engine.dispose)
             shutdown.on_stop("redis", self.redis.aclose)
             shutdown.on_stop("gateway client", self.gateway.aclose)
-            await start_broker(shutdown, self.broker, str(self.settings.rabbit_url), self.topology)
-            drain_s = self.settings.drain_timeout_s
-            shutdown.on_stop("messages in flight", lambda: self.inflight.drain(drain_s))
+            await start_consuming(
+                shutdown, self.broker, self.topology, self.inflight, self.settings
+            )
             logger.info("analyzer started", extra={"namespace": self.settings.namespace})
             yield
 

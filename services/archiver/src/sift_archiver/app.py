@@ -41,7 +41,7 @@ from sift_common.messaging.topology import (
     Topology,
 )
 from sift_common.service.checks import broker_check
-from sift_common.service.lifespan import Shutdown, serving, start_broker
+from sift_common.service.lifespan import Shutdown, serving, start_consuming
 from sift_common.service.readiness import Readiness
 from sift_common.service.shell import Listener, run_service
 
@@ -125,9 +125,9 @@ class Archiver:
             shutdown.on_stop("gateway client", self.gateway.aclose)
             shutdown.on_stop("status connection", self.queue_depths.close)
             documents = await self._open_store(shutdown)
-            await start_broker(shutdown, self.broker, str(self.settings.rabbit_url), self.topology)
-            drain_s = self.settings.drain_timeout_s
-            shutdown.on_stop("messages in flight", lambda: self.inflight.drain(drain_s))
+            await start_consuming(
+                shutdown, self.broker, self.topology, self.inflight, self.settings
+            )
             shutdown.on_stop("open batch", documents.batcher.close)
             shutdown.on_stop("intake", self.inflight.stop_accepting)
             if self.settings.archiver_refresh_every_s > 0:

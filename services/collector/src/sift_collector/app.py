@@ -30,7 +30,7 @@ from sift_common.messaging.inflight import InFlight
 from sift_common.messaging.topology import Topology
 from sift_common.redis_client import make_redis
 from sift_common.service.checks import broker_check, redis_check
-from sift_common.service.lifespan import serving, start_broker
+from sift_common.service.lifespan import serving, start_consuming
 from sift_common.service.readiness import Readiness
 from sift_common.service.shell import Listener, run_service
 
@@ -88,9 +88,9 @@ class Collector:
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         async with serving("collector", self.readiness) as shutdown:
             shutdown.on_stop("redis", self.redis.aclose)
-            await start_broker(shutdown, self.broker, str(self.settings.rabbit_url), self.topology)
-            drain_s = self.settings.drain_timeout_s
-            shutdown.on_stop("messages in flight", lambda: self.inflight.drain(drain_s))
+            await start_consuming(
+                shutdown, self.broker, self.topology, self.inflight, self.settings
+            )
             if self.sources:
                 shutdown.background("source scheduler", self._scheduler().run_forever)
             logger.info("collector started", extra={"namespace": self.settings.namespace})

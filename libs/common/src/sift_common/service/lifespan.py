@@ -4,8 +4,8 @@
 after it is opened, so a start-up that fails half-way closes what it had opened, and a stop
 that fails (a broker already gone, say) is logged while the rest still stop. On exit readiness
 turns draining first. A consumer service therefore registers, in this order: its clients'
-closes, `start_broker` (the broker's stop), the drain of the messages in flight, then its
-background tasks; they stop the other way round.
+closes, `start_consuming` (the broker's stop, then the drain of the messages in flight), then
+its background tasks; they stop the other way round.
 """
 
 import asyncio
@@ -19,9 +19,11 @@ from typing import Any
 from faststream.rabbit import RabbitBroker
 
 from sift_common.messaging.broker import declare_topology
+from sift_common.messaging.inflight import InFlight
 from sift_common.messaging.topology import Topology
 from sift_common.service.readiness import Readiness
 from sift_common.service.task_dump import install_task_dump
+from sift_common.settings import RabbitSettings
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +77,18 @@ async def serving(name: str, readiness: Readiness) -> AsyncIterator[Shutdown]:
     logger.info("%s stopped", name)
 
 
-async def start_broker(
-    shutdown: Shutdown, broker: RabbitBroker, rabbit_url: str, topology: Topology
+async def start_consuming(
+    shutdown: Shutdown,
+    broker: RabbitBroker,
+    topology: Topology,
+    inflight: InFlight,
+    settings: RabbitSettings,
 ) -> None:
-    """Connect, declare the whole topology, start the subscribers; stop the broker at exit."""
+    """Connect, declare the whole topology and start the subscribers. At exit, the messages in
+    flight are drained first (`SIFT_DRAIN_TIMEOUT_S`), then the broker stops."""
     await broker.connect()
     shutdown.on_stop("broker", broker.stop)
-    await declare_topology(rabbit_url, topology)
+    await declare_topology(str(settings.rabbit_url), topology)
     await broker.start()
+    drain_s = settings.drain_timeout_s
+    shutdown.on_stop("messages in flight", lambda: inflight.drain(drain_s))
