@@ -78,7 +78,7 @@ eval: sync vllm-prepare ## Analysis and search quality on the labelled set (docs
 bench: bench-gateway bench-archive bench-digest ## Run every benchmark under bench/
 
 bench-gateway: sync ## Gateway overhead: direct vs Sift vs LiteLLM at constant offered rates
-	$(RUN) python bench/gateway_overhead.py $(BENCH_ARGS)
+	$(RUN) python -m bench.gateway_overhead $(BENCH_ARGS)
 
 bench-archive: sync ## Store throughput with embeddings and k-NN recall/latency in pgvector
 	$(RUN) python bench/archive.py $(BENCH_ARGS)
