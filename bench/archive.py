@@ -4,7 +4,9 @@ Parts (each flag-sized; the JSON records what ran):
 
 * **ingest**: the archiver's own path (every event through its batcher with the service's
   prefetch of two batches; per batch: chunk, one gateway embeddings call, one transaction)
-  over `--docs` generated news texts at batch sizes `--batch-sizes`, against the raw vLLM
+  over `--docs` generated news texts at batch sizes `--batch-sizes` (new texts for every batch
+  size: the store keeps a body once, so reused texts would be stored as duplicates, i.e. not
+  at all), against the raw vLLM
   `/v1/embeddings` on the same texts, same batch size and two requests in flight, measured
   before and after in the same run (the faster of the two is the bar). The gateway runs
   in-process in front of the running vLLM embeddings server (`SIFT_VLLM_EMBED_URL`, default
@@ -19,6 +21,9 @@ Parts (each flag-sized; the JSON records what ran):
 * **insert ceiling**: executemany of 100-row transactions into `embeddings` with the HNSW
   index present (on the k-NN table): the store's real write limit on this machine.
 
+Every part counts the rows it wrote before it reports a rate, and stops with `BenchInvalid`
+when they are not what it fed: a rate over an empty store is not a rate.
+
 Run: `.venv/bin/python bench/archive.py` (or `make bench-archive`); results go to
 `bench/results/archive.json`. The database is the embedded PostgreSQL under
 `.sift/pgdata-bench` unless `SIFT_DATABASE_URL` is set; a fresh database per run, dropped after.
@@ -28,7 +33,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -48,6 +52,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import describe  # noqa: E402
 from sift_archiver.embedder import Embedder  # noqa: E402
 from sift_archiver.ingest import DocumentArchive  # noqa: E402
 from sift_archiver.metrics import ArchiverMetrics  # noqa: E402
@@ -73,9 +78,43 @@ WORDS = [
 ]  # fmt: skip
 
 
-def news_text(n: int, rng: np.random.Generator) -> tuple[str, str]:
-    words = rng.choice(WORDS, size=int(rng.integers(40, 90)))
-    return f"Report {n}", f"Report {n}: " + " ".join(str(w) for w in words) + "."
+class BenchInvalid(RuntimeError):
+    """The bench did not have the effect it measures (rows missing): no rate is reported."""
+
+
+def news_texts(count: int, tag: str) -> list[tuple[str, str]]:
+    """`count` (title, body) pairs, 40-90 words each; `tag` makes every body new to the store."""
+    rng = np.random.default_rng(1)  # the same lengths and words for every tag
+    texts = []
+    for n in range(count):
+        words = rng.choice(WORDS, size=int(rng.integers(40, 90)))
+        texts.append((f"Report {n}", f"Report {tag}-{n}: " + " ".join(map(str, words)) + "."))
+    return texts
+
+
+async def stored_rows(conn: asyncpg.Connection, source: str) -> dict[str, int]:
+    """What the archive holds for `source`: documents, those with an analysis and with at
+    least one embedding, and embedding rows."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) AS documents,
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM analyses a WHERE a.document_id = d.id)) AS analysed,
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM embeddings e WHERE e.document_id = d.id)) AS embedded,
+               (SELECT count(*) FROM embeddings e JOIN documents x ON x.id = e.document_id
+                 WHERE x.source = $1) AS embedding_rows
+          FROM documents d WHERE d.source = $1
+        """,
+        source,
+    )
+    assert row is not None
+    return {key: int(row[key]) for key in ("documents", "analysed", "embedded", "embedding_rows")}
+
+
+def check_stored(what: str, fed: int, rows: dict[str, int]) -> None:
+    if not rows["documents"] == rows["analysed"] == rows["embedded"] == fed:
+        raise BenchInvalid(f"{what}: fed {fed} documents, the store holds {rows}")
 
 
 async def fresh_database(admin_url: str) -> str:
@@ -119,8 +158,6 @@ async def _post_batch(
 
 
 async def bench_ingest(args: argparse.Namespace, url: str, embed_url: str) -> list[dict[str, Any]]:
-    rng = np.random.default_rng(1)
-    texts = [news_text(n, rng) for n in range(args.docs)]
     async with httpx.AsyncClient(timeout=10) as http:
         model = (await http.get(f"{embed_url}/v1/models")).json()["data"][0]["id"]
     pool = await asyncpg.create_pool(asyncpg_dsn(url), min_size=1, max_size=4, init=init_connection)
@@ -136,8 +173,10 @@ async def bench_ingest(args: argparse.Namespace, url: str, embed_url: str) -> li
                     pool, Embedder(client, "embed", None), metrics, _no_refresh,
                     batch_size=batch, batch_wait_s=1, chunk_words=160, chunk_overlap=32,
                 )  # fmt: skip
-                # A new source per batch size: same texts, new document ids, nothing skipped.
-                events = [analyzed(t, b, source=f"bench-{batch}") for t, b in texts]
+                # New texts per batch size (same lengths and words): nothing is a duplicate.
+                source = f"bench-{batch}"
+                texts = news_texts(args.docs, source)
+                events = [analyzed(t, b, source=source) for t, b in texts]
                 plain = [f"{t}\n\n{b}" for t, b in texts]
                 raw_before = await raw_vllm(embed_url, model, plain, batch)
                 # As the service runs: every event through the batcher, prefetch = 2 × batch.
@@ -145,10 +184,14 @@ async def bench_ingest(args: argparse.Namespace, url: str, embed_url: str) -> li
                 started = time.perf_counter()
                 await asyncio.gather(*(_through(archive, gate, event) for event in events))
                 stored = len(events) / (time.perf_counter() - started)
+                async with pool.acquire() as conn:
+                    rows = await stored_rows(conn, source)
+                check_stored(f"batch size {batch}", len(events), rows)
                 # Raw measured before and after; the faster one is the bar (conservative).
                 raw = max(raw_before, await raw_vllm(embed_url, model, plain, batch))
-                results.append({"batch_size": batch, "stored_docs_per_s": stored,
-                                "raw_vllm_texts_per_s": raw, "ratio": stored / raw})  # fmt: skip
+                results.append({"batch_size": batch, "fed": len(events), "stored": rows,
+                                "stored_docs_per_s": stored, "raw_vllm_texts_per_s": raw,
+                                "ratio": stored / raw})  # fmt: skip
                 print(f"  batch {batch:>4}: stored {stored:7.1f} docs/s, raw vLLM {raw:7.1f}/s")
             await client.aclose()
     await pool.close()
@@ -188,6 +231,9 @@ async def load_knn(conn: asyncpg.Connection, vectors: np.ndarray, rare_every: in
     )
     build_s = time.perf_counter() - started
     await conn.execute("ANALYZE documents; ANALYZE embeddings")
+    loaded = await conn.fetchval("SELECT count(*) FROM embeddings")
+    if loaded != count:
+        raise BenchInvalid(f"k-NN load: {count} vectors fed, {loaded} embedding rows")
     return build_s
 
 
@@ -249,12 +295,17 @@ async def insert_ceiling(conn: asyncpg.Connection, rows: int) -> float:
     )  # fmt: skip
     sql = ("INSERT INTO embeddings (document_id, chunk_index, char_start, char_end, model, dim, "
            "embedding) VALUES ($1, 0, 0, 1, $2, 384, $3)")  # fmt: skip
+    before = await conn.fetchval("SELECT count(*) FROM embeddings")
     started = time.perf_counter()
     for first in range(0, rows, 100):
         async with conn.transaction():
             chunk = range(first, min(first + 100, rows))
             await conn.executemany(sql, [(doc_id(base + n), MODEL, vectors[n]) for n in chunk])
-    return rows / (time.perf_counter() - started)
+    rate = rows / (time.perf_counter() - started)
+    inserted = await conn.fetchval("SELECT count(*) FROM embeddings") - before
+    if inserted != rows:
+        raise BenchInvalid(f"insert ceiling: {rows} rows sent, {inserted} inserted")
+    return float(rate)
 
 
 async def bench_knn(args: argparse.Namespace, url: str) -> dict[str, Any]:
@@ -307,7 +358,7 @@ def print_tables(result: dict[str, Any]) -> None:
         )
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ints = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
     parser.add_argument("--docs", type=int, default=256, help="documents per batch size")
@@ -319,7 +370,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--insert-rows", type=int, default=3_000)
     parser.add_argument("--parts", default="ingest,knn")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "archive.json")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 async def main() -> None:
@@ -331,9 +382,21 @@ async def main() -> None:
         else start_embedded_postgres(ROOT / ".sift" / "pgdata-bench")
     )
     embed_url = os.environ.get("SIFT_VLLM_EMBED_URL", "http://127.0.0.1:8202").rstrip("/")
-    result: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "args": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}  # fmt: skip
+    result = await run(args, admin, embed_url)
+    print_tables(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+async def run(args: argparse.Namespace, admin: str, embed_url: str) -> dict[str, Any]:
+    """Every part asked for, each on a fresh database (dropped after); the JSON to write."""
+    result: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(),
+        "command": "python bench/archive.py " + " ".join(sys.argv[1:]),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": describe(),
+    }
     url = await fresh_database(admin)
     try:
         if "ingest" in args.parts:
@@ -344,11 +407,4 @@ async def main() -> None:
             result["knn"] = await bench_knn(args, url)
     finally:
         await drop_database(admin, url)
-    print_tables(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {args.out}")
-
-
-if __name__ == "__main__":
-    asyncio.run(main())
+    return result

@@ -26,8 +26,6 @@ import argparse
 import bisect
 import itertools
 import json
-import os
-import platform
 import sys
 import time
 from collections import Counter
@@ -43,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.digest_traces import DAY, HOUR, Trace, traces  # noqa: E402
+from bench.machine import describe  # noqa: E402
 from sift_analyzer import refresh_policy  # noqa: E402
 from sift_analyzer.refresh_policy import RefreshPolicy  # noqa: E402
 
@@ -266,18 +265,7 @@ def equal_staleness(grid: dict[int, dict[str, Any]], novelty: dict[str, Any]) ->
 
 
 def machine() -> dict[str, Any]:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-    }
+    return describe(numpy=np.__version__)
 
 
 def report(out: dict[str, Any]) -> None:

@@ -2,11 +2,9 @@
 
 import contextlib
 import os
-import platform
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 
 import psutil
@@ -116,12 +114,3 @@ def embedded_postmaster() -> int | None:
     with contextlib.suppress(OSError, ValueError, IndexError):
         return int(pid_file.read_text().split()[0])
     return None
-
-
-def cpu_model() -> str:
-    """The CPU's model name (psutil does not give it)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()

@@ -4,7 +4,6 @@ import argparse
 import importlib.metadata
 import json
 import os
-import platform
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -12,9 +11,11 @@ from typing import Any
 
 import aiohttp
 
+from bench.machine import describe
+
 from .litellm import start_litellm
 from .load import CHAT_BODY, Load, run_load
-from .measuring import PeakRss, ProcSample, Watched, cpu_model, embedded_postmaster, sample
+from .measuring import PeakRss, ProcSample, Watched, embedded_postmaster, sample
 from .report import format_row
 from .results import add_overhead, summarise, target_summary
 from .targets import Target, TargetUnavailable, direct, probe, start_sift
@@ -133,16 +134,11 @@ def _append_sample(into: list[ProcSample], watched: Watched) -> None:
 
 
 def machine_info(nginx: str) -> dict[str, Any]:
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu_model(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "nginx": nginx_version(nginx),
-        "aiohttp": aiohttp.__version__,
-        "uvloop": importlib.metadata.version("uvloop"),
-        "loadavg_at_start": os.getloadavg(),
-    }
+    return describe(
+        nginx=nginx_version(nginx),
+        aiohttp=aiohttp.__version__,
+        uvloop=importlib.metadata.version("uvloop"),
+    )
 
 
 def config_info(args: argparse.Namespace) -> dict[str, Any]:
