@@ -408,3 +408,7 @@ async def run(args: argparse.Namespace, admin: str, embed_url: str) -> dict[str,
     finally:
         await drop_database(admin, url)
     return result
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
