@@ -16,8 +16,11 @@ from sift_archiver.api import QueryService, create_api
 from sift_archiver.cli import app as cli
 from sift_archiver.embedder import Embedder
 from sift_archiver.search import SearchSettings
+from sift_archiver.settings import QUERY_SCOPE
 from sift_common.gateway_client import GatewayClient
 from sift_common.messaging.topology import Topology
+from sift_common.security.guard import KeyGuard
+from sift_common.security.keys import KeyRing, parse_keys
 from sift_common.service.readiness import Readiness
 from tests.support.archiver import (
     API_KEY,
@@ -95,7 +98,9 @@ async def no_database() -> AsyncIterator[httpx.AsyncClient]:
         search=SearchSettings(),
         queue_depths=_no_depths,
     )
-    api = create_api(service, {API_KEY: "tester"}, Readiness({}), CollectorRegistry())
+    registry = CollectorRegistry()
+    guard = KeyGuard(KeyRing(parse_keys({API_KEY: "tester"}, [QUERY_SCOPE])), registry)
+    api = create_api(service, guard, Readiness({}), registry)
     transport = httpx.ASGITransport(app=api)
     try:
         async with httpx.AsyncClient(

@@ -170,7 +170,8 @@ async def test_ops_routes_and_errors_share_the_service_shapes(
         "message": "no entity company:nobody", "type": "not_found", "field": None, "errors": []
     }  # fmt: skip
     assert unauthorized.status_code == 401
-    assert unauthorized.json()["error"]["type"] == "unauthorized"
+    assert unauthorized.json()["error"]["type"] == "unknown_api_key"  # the collector's types too
+    assert unauthorized.headers["WWW-Authenticate"] == "ApiKey"
     assert "sift_archiver_batch_size_count" in metrics.text
 
 

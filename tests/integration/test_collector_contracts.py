@@ -46,7 +46,7 @@ def test_check_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_openapi_documents_every_answer_of_the_ingest_route() -> None:
     openapi = json.loads(render(Collector(contract_settings()))[OPENAPI_FILE])
     responses = openapi["paths"]["/v1/documents"]["post"]["responses"]
-    assert set(responses) == {"202", "400", "401", "413", "415", "422", "429", "503"}
+    assert set(responses) == {"202", "400", "401", "403", "413", "415", "422", "429", "503"}
     for status in ("429", "503"):
         assert responses[status]["headers"]["Retry-After"]["required"] is True
     assert openapi["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"

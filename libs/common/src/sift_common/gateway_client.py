@@ -13,7 +13,7 @@ from typing import Any, Literal, Self
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from sift_common.errors import OverloadedError, SiftError, TransientError
 
@@ -65,9 +65,13 @@ class GatewayClient:
         *,
         timeout_s: float = 300.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        api_key: SecretStr | str | None = None,
     ) -> None:
+        """`api_key` (`SIFT_GATEWAY_API_KEY`) is sent as `Authorization: Bearer`."""
+        secret = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {secret}"} if secret else None,
             timeout=httpx.Timeout(timeout_s, connect=5.0),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
             transport=transport,

@@ -1,17 +1,35 @@
 """Settings fragments shared by every service, read from `SIFT_*` environment variables.
 
 A service composes the fragments it needs into one `Settings` class and calls `load_settings`
-at start-up, so a wrong value stops the process with a message naming the variable.
+at start-up, so a wrong value stops the process with a message naming the variable. With
+`SIFT_ENV=production`, each fragment also says what it refuses there (`production_refusals`:
+development keys, short keys, default passwords, doors without keys), and `load_settings`
+refuses to start on any of them.
 """
 
+import logging
+from collections.abc import Iterable
 from typing import Literal, TypeVar
 
-from pydantic import AmqpDsn, Field, HttpUrl, RedisDsn, ValidationError, field_validator
+from pydantic import (
+    AmqpDsn,
+    Field,
+    HttpUrl,
+    RedisDsn,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from sift_common.errors import ConfigError
+from sift_common.security.key_settings import KeySettings
+from sift_common.security.keys import DEV_KEY, MIN_KEY_LENGTH
+from sift_common.security.production import default_password, redis_without_password
+
+logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "SIFT_"
 
@@ -21,12 +39,33 @@ class SiftSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
+    def production_refusals(self) -> list[str]:
+        """What `SIFT_ENV=production` refuses in these settings, each naming its variable.
+        Fragments extend it (calling `super()`), so a service's class collects them all."""
+        return []
+
+    def production_warnings(self) -> list[str]:
+        """What production allows but an operator should hear about at start-up."""
+        return []
+
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
+Environment = Literal["development", "production"]
+
+
 class ServiceSettings(SiftSettings):
     """What every long-running service reads, whatever else it needs."""
+
+    env: Environment = Field(
+        default="development",
+        description=(
+            "SIFT_ENV: `development` (the default, for a laptop) or `production` (compose, "
+            "the images): production refuses to start with a development key, a key under "
+            f"{MIN_KEY_LENGTH} characters, a default password or an unguarded admin door."
+        ),
+    )
 
     log_level: LogLevel = Field(
         default="INFO",
@@ -68,12 +107,30 @@ class RabbitSettings(SiftSettings):
         ),
     )
 
+    def production_refusals(self) -> list[str]:
+        return [
+            *super().production_refusals(),
+            *default_password("SIFT_RABBIT_URL", str(self.rabbit_url)),
+        ]
+
 
 class RedisSettings(SiftSettings):
     redis_url: RedisDsn = Field(
         default=RedisDsn("redis://127.0.0.1:6379/0"),
         description="Redis connection URL (SIFT_REDIS_URL).",
     )
+
+    def production_refusals(self) -> list[str]:
+        return [
+            *super().production_refusals(),
+            *default_password("SIFT_REDIS_URL", str(self.redis_url)),
+        ]
+
+    def production_warnings(self) -> list[str]:
+        warnings = super().production_warnings()
+        if redis_without_password(str(self.redis_url)):
+            warnings.append("SIFT_REDIS_URL has no password: give each service a Redis ACL user")
+        return warnings
 
 
 class DatabaseSettings(SiftSettings):
@@ -100,12 +157,67 @@ class DatabaseSettings(SiftSettings):
             raise ValueError(f"expected a postgresql:// URL, got {url.drivername}://")
         return value
 
+    def production_refusals(self) -> list[str]:
+        refusals = super().production_refusals()
+        if self.database_url is not None:
+            refusals += default_password("SIFT_DATABASE_URL", self.database_url)
+        return refusals
+
+    def production_warnings(self) -> list[str]:
+        warnings = super().production_warnings()
+        if self.database_url is None:
+            warnings.append("SIFT_DATABASE_URL is not set: the embedded PostgreSQL is used")
+        return warnings
+
 
 class GatewaySettings(SiftSettings):
     gateway_url: HttpUrl = Field(
         default=HttpUrl("http://127.0.0.1:8100"),
         description="Base URL of the LLM gateway (SIFT_GATEWAY_URL).",
     )
+    gateway_api_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "SIFT_GATEWAY_API_KEY: this service's key for the LLM gateway, sent as "
+            "`Authorization: Bearer`; required in production."
+        ),
+    )
+
+    def production_refusals(self) -> list[str]:
+        refusals = super().production_refusals()
+        key = None if self.gateway_api_key is None else self.gateway_api_key.get_secret_value()
+        if not key:
+            refusals.append("SIFT_GATEWAY_API_KEY: no key for the LLM gateway")
+        elif key == DEV_KEY or len(key) < MIN_KEY_LENGTH:
+            refusals.append(
+                f"SIFT_GATEWAY_API_KEY: a development or short key (< {MIN_KEY_LENGTH})"
+            )
+        return refusals
+
+
+class AuthSettings(SiftSettings):
+    """What every service with an API-key door reads besides its keys."""
+
+    auth_failures_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "SIFT_AUTH_FAILURES_PER_MINUTE: failed API-key attempts one client address may make "
+            "per minute (and at once); beyond them it gets 429 with Retry-After."
+        ),
+    )
+
+    def key_settings(self, field: str, scopes: Iterable[str], production: bool) -> KeySettings:
+        """The keys of the door whose table is the field `field` (its file: `<field>_file`)."""
+        return KeySettings(
+            variable=f"{ENV_PREFIX}{field.upper()}",
+            table=getattr(self, field),
+            path=getattr(self, f"{field}_file"),
+            table_given=field in self.model_fields_set,
+            default_scopes=frozenset(scopes),
+            production=production,
+            failures_per_minute=self.auth_failures_per_minute,
+        )
 
 
 def parse_retry_delays(value: str) -> tuple[int, ...]:
@@ -123,16 +235,24 @@ SettingsT = TypeVar("SettingsT", bound=SiftSettings)
 
 
 def load_settings(settings_class: type[SettingsT]) -> SettingsT:
-    """Read settings from the environment; a bad value raises `ConfigError` naming the variable."""
+    """Read settings from the environment; a bad value, or (`SIFT_ENV=production`) a value
+    production refuses, raises `ConfigError` naming the variable."""
 
     try:
-        return settings_class()
+        settings = settings_class()
     except ValidationError as exc:
         problems = [
             f"{ENV_PREFIX}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
             for error in exc.errors()
         ]
         raise ConfigError("invalid settings: " + "; ".join(problems)) from exc
+    if isinstance(settings, ServiceSettings) and settings.env == "production":
+        refusals = settings.production_refusals()
+        if refusals:
+            raise ConfigError("SIFT_ENV=production refuses: " + "; ".join(refusals))
+        for warning in settings.production_warnings():
+            logger.warning("SIFT_ENV=production: %s", warning)
+    return settings
 
 
 def load_or_exit(name: str, settings_class: type[SettingsT]) -> SettingsT:

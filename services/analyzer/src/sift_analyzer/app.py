@@ -47,7 +47,9 @@ class Analyzer:
         self.redis = make_redis(str(s.redis_url))
         self.inflight = InFlight(s.handler_budget_s)
         self.engine = create_engine(resolve_database_url(s), pool_size=10)
-        self.gateway = GatewayClient(str(s.gateway_url), timeout_s=s.analyzer_gateway_timeout_s)
+        self.gateway = GatewayClient(
+            str(s.gateway_url), timeout_s=s.analyzer_gateway_timeout_s, api_key=s.gateway_api_key
+        )
         self.store = DigestStore(self.engine)
         self.documents, self.digests = build_workers(
             s, redis=self.redis, engine=self.engine, gateway=self.gateway, store=self.store,

@@ -1,5 +1,6 @@
 """The analysts' query API: scores over time, rankings, semantic search, documents, entities,
-status (their bodies: `api_models`). Every route but the ops routes needs an `X-API-Key`.
+status (their bodies: `api_models`). Every route but the ops routes needs an `X-API-Key` with
+the `query` scope (`sift_common.service.api_keys`).
 Errors use the shared envelope (`sift_common.service.errors`); a dependency that is down is a
 503 with `Retry-After` naming it (`gateway_unavailable`, `database_unavailable`, ...)."""
 
@@ -10,9 +11,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Security
+from fastapi import APIRouter, Depends, FastAPI, Path, Query
 from fastapi.responses import Response
-from fastapi.security import APIKeyHeader
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 
@@ -29,9 +29,12 @@ from sift_archiver.api_support import Format, gateway_unavailable, list_response
 from sift_archiver.embedder import Embedder
 from sift_archiver.pagination import BadParameter, cursor_offset, decode_cursor, encode_cursor
 from sift_archiver.queries import DocFilters
+from sift_archiver.settings import QUERY_SCOPE
 from sift_archiver.status import BrokerUnavailable, Depths
 from sift_common.classify import is_transient
 from sift_common.gateway_client import GatewayUnavailableError
+from sift_common.security.guard import KeyGuard
+from sift_common.service.api_keys import require_api_key
 from sift_common.service.errors import DependencyUnavailable, error_doc, install_error_handlers
 from sift_common.service.ops import ops_router
 from sift_common.service.readiness import Readiness
@@ -89,7 +92,7 @@ class QueryService:
 
 def create_api(
     service: QueryService,
-    api_keys: dict[str, str],
+    guard: KeyGuard,
     readiness: Readiness,
     registry: CollectorRegistry,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
@@ -100,18 +103,14 @@ def create_api(
         lifespan=lifespan,
         responses={
             401: error_doc("The API key is missing or unknown"),
+            403: error_doc("The API key lacks the `query` scope"),
             422: error_doc("A parameter is wrong; `field` names it"),
+            429: error_doc("Too many failed API-key attempts from this address", retry_after=True),
             503: error_doc("A dependency is down; `type` names it", retry_after=True),
         },
     )
     install_error_handlers(app)
-    header = APIKeyHeader(name="X-API-Key", auto_error=False)
-
-    async def analyst(key: Annotated[str | None, Security(header)]) -> str:
-        if key is None or key not in api_keys:
-            raise HTTPException(401, "missing or unknown X-API-Key", {"WWW-Authenticate": "ApiKey"})
-        return api_keys[key]
-
+    analyst = require_api_key(guard, QUERY_SCOPE)
     app.include_router(_router(service), dependencies=[Depends(analyst)])
     app.include_router(ops_router(readiness, registry))
     return app

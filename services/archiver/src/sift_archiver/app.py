@@ -70,7 +70,7 @@ class Archiver:
         self.inflight = InFlight(s.handler_budget_s)
         self.registry = CollectorRegistry()
         self.metrics = ArchiverMetrics.create(self.registry)
-        self.gateway = GatewayClient(str(s.gateway_url), timeout_s=120.0)
+        self.gateway = GatewayClient(str(s.gateway_url), timeout_s=120.0, api_key=s.gateway_api_key)
         self.embedder = Embedder(
             self.gateway, s.archiver_embed_model, s.archiver_embedding_model_name
         )
@@ -89,7 +89,11 @@ class Archiver:
         self._subscribe()
         self.listener = Listener(s.archiver_host, s.archiver_port, s.archiver_drain_grace_s)
         self.api: FastAPI = create_api(
-            self.service, s.archiver_api_keys, self.readiness, self.registry, self.lifespan
+            self.service,
+            s.api_keys.guard(self.registry),
+            self.readiness,
+            self.registry,
+            self.lifespan,
         )
 
     def _subscribe(self) -> None:

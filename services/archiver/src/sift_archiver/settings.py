@@ -1,9 +1,14 @@
 """The archiver's settings: shared fragments plus its own `SIFT_ARCHIVER_*` variables."""
 
+from pathlib import Path
+
 from pydantic import Field, field_validator, model_validator
 
 from sift_common.messaging.topology import DEFAULT_RETRY_DELAYS_MS
+from sift_common.security.key_settings import KeySettings
+from sift_common.security.keys import KeyTable, development_keys, parse_keys
 from sift_common.settings import (
+    AuthSettings,
     DatabaseSettings,
     GatewaySettings,
     RabbitSettings,
@@ -11,17 +16,31 @@ from sift_common.settings import (
     parse_retry_delays,
 )
 
+QUERY_SCOPE = "query"
 
-class ArchiverSettings(ServiceSettings, RabbitSettings, DatabaseSettings, GatewaySettings):
+
+class ArchiverSettings(
+    ServiceSettings, RabbitSettings, DatabaseSettings, GatewaySettings, AuthSettings
+):
     archiver_host: str = Field(
         default="127.0.0.1", description="Address the query API, health and metrics listen on."
     )
     archiver_port: int = Field(
         default=8130, ge=1, le=65535, description="Port of the query API, health and metrics."
     )
-    archiver_api_keys: dict[str, str] = Field(
-        default_factory=lambda: {"dev-key": "dev"},
-        description="SIFT_ARCHIVER_API_KEYS: JSON API key → analyst name (dev-key: dev only)",
+    archiver_api_keys: KeyTable = Field(
+        default_factory=development_keys,
+        description=(
+            "SIFT_ARCHIVER_API_KEYS: JSON API key (or `sha256:<hex>`) → analyst name, or → "
+            "{name, scopes}; scope `query`, the default (dev-key: development only)"
+        ),
+    )
+    archiver_api_keys_file: Path | None = Field(
+        default=None,
+        description=(
+            "SIFT_ARCHIVER_API_KEYS_FILE: a JSON file of the same shape, re-read when it changes; "
+            "set alone, it replaces the default key"
+        ),
     )
     archiver_batch_size: int = Field(default=32, ge=1, le=1024, description="documents per batch")
     archiver_batch_wait_s: float = Field(
@@ -70,10 +89,22 @@ class ArchiverSettings(ServiceSettings, RabbitSettings, DatabaseSettings, Gatewa
 
     @field_validator("archiver_api_keys")
     @classmethod
-    def _keys_not_blank(cls, keys: dict[str, str]) -> dict[str, str]:
-        if not keys or any(not key.strip() or not name.strip() for key, name in keys.items()):
-            raise ValueError("at least one key; API keys and analyst names must not be blank")
+    def _keys_parse(cls, keys: KeyTable) -> KeyTable:
+        parse_keys(keys, [QUERY_SCOPE])
         return keys
+
+    @model_validator(mode="after")
+    def _some_key(self) -> "ArchiverSettings":
+        if not self.archiver_api_keys and self.archiver_api_keys_file is None:
+            raise ValueError("SIFT_ARCHIVER_API_KEYS or SIFT_ARCHIVER_API_KEYS_FILE: no API key")
+        return self
+
+    @property
+    def api_keys(self) -> KeySettings:
+        return self.key_settings("archiver_api_keys", [QUERY_SCOPE], self.env == "production")
+
+    def production_refusals(self) -> list[str]:
+        return [*super().production_refusals(), *self.api_keys.refusals()]
 
     @field_validator("archiver_retry_delays_ms")
     @classmethod

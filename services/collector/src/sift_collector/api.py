@@ -12,17 +12,15 @@ same request can simply be retried. Every error is `{"error": {"message", "type"
 field at fault with its reason.
 """
 
-import hmac
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, Request, Response, Security
 from fastapi.routing import APIRoute
-from fastapi.security import APIKeyHeader
 from prometheus_client import CollectorRegistry, Counter
 from starlette.types import Message
 
@@ -35,14 +33,16 @@ from sift_collector.ingest import (
 )
 from sift_collector.publisher import BrokerUnavailableError
 from sift_collector.rate_limit import PublisherRateLimit
+from sift_collector.settings import INGEST_SCOPE
 from sift_common.logs import correlation_id
+from sift_common.security.guard import KeyGuard
+from sift_common.service.api_keys import API_KEY_SCHEME, authenticate
 from sift_common.service.errors import ApiError, error_doc, field_name, install_error_handlers
 from sift_common.service.ops import ops_router
 from sift_common.service.readiness import Readiness
 
 logger = logging.getLogger(__name__)
 
-API_KEY_HEADER = "X-API-Key"
 UNAVAILABLE_RETRY_AFTER_S = 5
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 Guard = Callable[[Request], Awaitable[bytes]]
@@ -57,18 +57,21 @@ class ApiLimits:
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: error_doc("The body is not JSON"),
     401: error_doc("The API key is missing or unknown"),
+    403: error_doc("The API key lacks the `ingest` scope"),
     413: error_doc("The request body is over the byte limit (SIFT_COLLECTOR_MAX_REQUEST_BYTES)"),
     415: error_doc("The body is not sent as application/json"),
     422: error_doc("Not a document or batch, or a document was refused; `errors` names fields"),
-    429: error_doc("The publisher is over its rate limit", retry_after=True),
+    429: error_doc(
+        "The publisher is over its rate limit, or its address made too many failed attempts",
+        retry_after=True,
+    ),
     503: error_doc("The broker or Redis is unavailable; nothing was kept", retry_after=True),
 }
-_API_KEY = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="Publisher API key")
 
 
 def create_api(
     ingest: Ingest,
-    api_keys: Mapping[str, str],
+    guard: KeyGuard,
     rate_limit: PublisherRateLimit,
     readiness: Readiness,
     registry: CollectorRegistry,
@@ -80,7 +83,7 @@ def create_api(
     app = FastAPI(title="Sift collector", version="1.0.0", description=__doc__, lifespan=lifespan)
     install_error_handlers(app, _body_field)
     _add_request_metrics(app, registry)
-    guarded = APIRouter(route_class=_guarded_route(_make_guard(api_keys, rate_limit, limits)))
+    guarded = APIRouter(route_class=_guarded_route(_make_guard(guard, rate_limit, limits)))
     _add_ingest_route(guarded, ingest, limits)
     app.include_router(guarded)
     app.include_router(ops_router(readiness, registry))
@@ -92,7 +95,7 @@ def _add_ingest_route(router: APIRouter, ingest: Ingest, limits: ApiLimits) -> N
         "/v1/documents",
         status_code=202,
         responses=_ERROR_RESPONSES,
-        dependencies=[Security(_API_KEY)],
+        dependencies=[Security(API_KEY_SCHEME)],
         summary="Submit one document or a batch",
         response_description="Accepted: every new document is confirmed by the broker",
     )
@@ -141,20 +144,9 @@ def _unavailable(exc: Exception) -> ApiError:
     )
 
 
-def _make_guard(
-    api_keys: Mapping[str, str], rate_limit: PublisherRateLimit, limits: ApiLimits
-) -> Guard:
-    keys = [(key.encode(), publisher) for key, publisher in api_keys.items()]
-
+def _make_guard(keys: KeyGuard, rate_limit: PublisherRateLimit, limits: ApiLimits) -> Guard:
     async def guard(request: Request) -> bytes:
-        presented = request.headers.get(API_KEY_HEADER, "").encode()
-        publisher = None
-        for key, name in keys:  # compare with every key: no timing hint of a near miss
-            if hmac.compare_digest(key, presented):
-                publisher = name
-        if publisher is None:
-            state = "unknown" if presented else "missing"
-            raise ApiError(401, f"{state}_api_key", f"{API_KEY_HEADER}: {state} API key")
+        publisher = authenticate(request, keys, INGEST_SCOPE).name
         request.state.publisher = publisher
         try:
             retry_after = await rate_limit.retry_after(publisher)

@@ -64,7 +64,7 @@ class Collector:
         self.listener = Listener(s.collector_host, s.collector_port)
         limits = ApiLimits(s.collector_max_batch, s.collector_max_request_bytes)
         self.api: FastAPI = create_api(
-            self.ingest, s.collector_api_keys, publisher_rate_limit(s), self.readiness,
+            self.ingest, s.api_keys.guard(self.registry), publisher_rate_limit(s), self.readiness,
             self.registry, limits=limits, lifespan=self.lifespan,
         )  # fmt: skip
 

@@ -4,10 +4,14 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from sift_common.settings import RabbitSettings, RedisSettings, ServiceSettings
+from sift_common.security.key_settings import KeySettings
+from sift_common.security.keys import KeyTable, development_keys, parse_keys
+from sift_common.settings import AuthSettings, RabbitSettings, RedisSettings, ServiceSettings
+
+INGEST_SCOPE = "ingest"
 
 
-class CollectorSettings(ServiceSettings, RabbitSettings, RedisSettings):
+class CollectorSettings(ServiceSettings, RabbitSettings, RedisSettings, AuthSettings):
     collector_host: str = Field(
         default="127.0.0.1", description="Address the ingest API, health and metrics listen on."
     )
@@ -18,11 +22,19 @@ class CollectorSettings(ServiceSettings, RabbitSettings, RedisSettings):
         default=None,
         description="YAML of scheduled sources (docs/examples/sources.yaml); unset: none.",
     )
-    collector_api_keys: dict[str, str] = Field(
-        default_factory=lambda: {"dev-key": "dev"},
+    collector_api_keys: KeyTable = Field(
+        default_factory=development_keys,
         description=(
-            "SIFT_COLLECTOR_API_KEYS: JSON object mapping API key → publisher name. The default "
-            "`dev-key` is for a development machine only."
+            "SIFT_COLLECTOR_API_KEYS: JSON object mapping API key (or `sha256:<hex>` of one) → "
+            "publisher name, or → {name, scopes}; scope `ingest`, the default. The default "
+            "`dev-key` is for a development machine only (production refuses it)."
+        ),
+    )
+    collector_api_keys_file: Path | None = Field(
+        default=None,
+        description=(
+            "SIFT_COLLECTOR_API_KEYS_FILE: a JSON file of the same shape, re-read when it "
+            "changes (rotation without a restart); set alone, it replaces the default key."
         ),
     )
     collector_rate_limit: str = Field(
@@ -58,7 +70,13 @@ class CollectorSettings(ServiceSettings, RabbitSettings, RedisSettings):
 
     @field_validator("collector_api_keys")
     @classmethod
-    def _keys_not_blank(cls, keys: dict[str, str]) -> dict[str, str]:
-        if any(not key.strip() or not name.strip() for key, name in keys.items()):
-            raise ValueError("API keys and publisher names must not be blank")
+    def _keys_parse(cls, keys: KeyTable) -> KeyTable:
+        parse_keys(keys, [INGEST_SCOPE])
         return keys
+
+    @property
+    def api_keys(self) -> KeySettings:
+        return self.key_settings("collector_api_keys", [INGEST_SCOPE], self.env == "production")
+
+    def production_refusals(self) -> list[str]:
+        return [*super().production_refusals(), *self.api_keys.refusals()]
