@@ -16,6 +16,7 @@ from sift_common.logs import configure_logging
 from sift_common.settings import load_or_exit
 from sift_common.store.engine import resolve_database_url
 from sift_gateway import ops
+from sift_gateway.auth import GUARD_KEY, authenticate
 from sift_gateway.chat import chat_completions
 from sift_gateway.embeddings import embeddings, list_models
 from sift_gateway.errors import openai_errors
@@ -36,14 +37,21 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
         registry = Registry(load_config(settings.gateway_profiles))
     except ProfileError as exc:
         raise ConfigError(f"SIFT_GATEWAY_PROFILES: {exc}") from exc
-    app = web.Application(middlewares=[openai_errors], client_max_size=32 * 1024**2)
+    metrics = GatewayMetrics()
+    guard = settings.api_keys.guard(metrics.registry)
+    if guard.open:
+        logger.warning(
+            "no SIFT_GATEWAY_API_KEYS: the gateway, /admin included, answers anyone who can "
+            "reach it (development only; SIFT_ENV=production refuses this)"
+        )
+    app = web.Application(middlewares=[openai_errors, authenticate], client_max_size=32 * 1024**2)
+    app[GUARD_KEY] = guard
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_get("/v1/models", list_models)
     ops.add_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        metrics = GatewayMetrics()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
         request_log = _request_log(settings, metrics)

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from sift_gateway.admission import PriorityClass
+from sift_gateway.auth import request_priority
 from sift_gateway.context import (
     ContextOverflowError,
     clamp_max_tokens,
@@ -25,7 +26,6 @@ from sift_gateway.validation import (
     optional_max_tokens,
     optional_stream,
     parse_object,
-    priority_class,
     require_messages,
     require_model,
 )
@@ -42,7 +42,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         messages = require_messages(payload)
         stream = optional_stream(payload)
         max_field, max_tokens = optional_max_tokens(payload)
-        priority = priority_class(request.headers)
+        priority = request_priority(request)
         runtime = resolve_profile(state, outcome.model, "chat")
 
         async def body_for(candidate: ProfileRuntime) -> tuple[bytes, int]:

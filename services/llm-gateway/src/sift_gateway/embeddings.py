@@ -4,12 +4,12 @@ import orjson
 from aiohttp import web
 
 from sift_gateway.admission import PriorityClass
+from sift_gateway.auth import request_priority
 from sift_gateway.registry import ProfileRuntime
 from sift_gateway.routing import observed, open_with_fallback, relay_json, resolve_profile
 from sift_gateway.state import STATE_KEY
 from sift_gateway.validation import (
     parse_object,
-    priority_class,
     require_embedding_input,
     require_model,
 )
@@ -21,7 +21,7 @@ async def embeddings(request: web.Request) -> web.Response:
         payload = parse_object(await request.read())
         outcome.model = require_model(payload)
         inputs = require_embedding_input(payload)
-        priority: PriorityClass = priority_class(request.headers)
+        priority: PriorityClass = request_priority(request)
         runtime = resolve_profile(state, outcome.model, "embeddings")
 
         async def body_for(candidate: ProfileRuntime) -> tuple[bytes, int]:

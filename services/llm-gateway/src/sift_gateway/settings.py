@@ -2,14 +2,18 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from sift_common.settings import DatabaseSettings, ServiceSettings
+from sift_common.security.key_settings import KeySettings
+from sift_common.security.keys import KeyEntry, KeyTable, parse_keys
+from sift_common.settings import AuthSettings, DatabaseSettings, ServiceSettings
+from sift_gateway.admission import PriorityClass
 
 DEFAULT_PROFILES = Path(__file__).with_name("profiles.local.yaml")
+INFERENCE_SCOPE = "inference"
 
 
-class GatewayServiceSettings(ServiceSettings, DatabaseSettings):
+class GatewayServiceSettings(ServiceSettings, DatabaseSettings, AuthSettings):
     gateway_host: str = Field(
         default="127.0.0.1", description="Address the OpenAI-compatible API listens on."
     )
@@ -37,3 +41,39 @@ class GatewayServiceSettings(ServiceSettings, DatabaseSettings):
     gateway_shutdown_timeout_s: float = Field(
         default=60.0, gt=0, description="On SIGTERM, how long requests in flight may finish."
     )
+    gateway_api_keys: KeyTable = Field(
+        default_factory=dict,
+        description=(
+            "SIFT_GATEWAY_API_KEYS: JSON object mapping each `Authorization: Bearer` key (or "
+            "`sha256:<hex>` of one) → caller name, or → {name, scopes, priority, rate_per_s}: "
+            "scopes `inference` (the default) and `admin`; `priority` the most urgent "
+            "x-sift-priority class allowed (interactive, normal, backfill; unset: any); "
+            "`rate_per_s` an optional request rate. None (and no file): the gateway is open, "
+            "which production refuses."
+        ),
+    )
+    gateway_api_keys_file: Path | None = Field(
+        default=None,
+        description=(
+            "SIFT_GATEWAY_API_KEYS_FILE: a JSON file of the same shape, re-read when it changes "
+            "(rotation without a restart)."
+        ),
+    )
+
+    @field_validator("gateway_api_keys")
+    @classmethod
+    def _keys_parse(cls, keys: KeyTable) -> KeyTable:
+        parse_keys(keys, [INFERENCE_SCOPE])
+        asked = {e.priority for e in keys.values() if isinstance(e, KeyEntry) and e.priority}
+        unknown = {p for p in asked if p.strip().upper() not in PriorityClass.__members__}
+        if unknown:
+            names = ", ".join(m.name.lower() for m in PriorityClass)
+            raise ValueError(f"unknown priority {sorted(unknown)}; one of {names}")
+        return keys
+
+    @property
+    def api_keys(self) -> KeySettings:
+        return self.key_settings("gateway_api_keys", [INFERENCE_SCOPE], self.env == "production")
+
+    def production_refusals(self) -> list[str]:
+        return [*super().production_refusals(), *self.api_keys.refusals(require_keys=True)]
