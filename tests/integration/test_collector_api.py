@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,6 +17,7 @@ from sift_collector.settings import CollectorSettings
 from sift_common.contracts import DocumentCollected
 from sift_common.messaging.topology import ANALYZER_DOCUMENTS, Topology
 from tests.support.rabbit import delete_topology, drain, ready_count
+from tests.support.security import assert_refused, auth_failures, key_entry, write_key_file
 
 pytestmark = pytest.mark.integration
 
@@ -441,3 +443,54 @@ async def test_broker_outage_answers_503_and_loses_nothing(
     messages = await collected(rabbit_url, namespace)
     delivered = [DocumentCollected.model_validate_json(m.body).document.id for m in messages]
     assert sorted(delivered) == sorted(ids)  # each document exactly once
+
+
+# --- the API-key door (sift_common.security) -----------------------------------------------------
+
+DOOR_KEY, QUERY_ONLY_KEY = "p" * 40, "q" * 40
+
+
+async def test_the_collector_door(start_collector: StartCollector) -> None:
+    keys = {DOOR_KEY: "wire", QUERY_ONLY_KEY: {"name": "analyst", "scopes": ["query"]}}
+    collector = await start_collector(collector_api_keys=keys, auth_failures_per_minute=4)
+    async with client_for(collector) as http:
+
+        async def post(key: str | None) -> httpx.Response:
+            headers = {"X-API-Key": key} if key is not None else {}
+            return await http.post("/v1/documents", json=doc(1), headers=headers)
+
+        missing = await post(None)
+        assert_refused(missing, 401, "missing_api_key")
+        assert missing.headers["WWW-Authenticate"] == "ApiKey"
+        assert_refused(await post("x" * 40), 401, "unknown_api_key")
+        assert_refused(await post(QUERY_ONLY_KEY), 403, "forbidden")  # a query key cannot ingest
+        assert (await post(DOOR_KEY)).status_code == 202
+        throttled = await post("y" * 40)  # the fourth failure from this address is still a 401
+        assert_refused(throttled, 401, "unknown_api_key")
+        throttled = await post(DOOR_KEY)  # no token left: even the right key waits
+        assert_refused(throttled, 429, "too_many_failed_attempts")
+        assert int(throttled.headers["Retry-After"]) >= 1
+        metrics = (await http.get("/metrics")).text
+    for reason in ("missing", "unknown", "forbidden", "throttled"):
+        assert auth_failures(metrics, reason) == (2 if reason == "unknown" else 1), reason
+
+
+async def test_collector_keys_rotate_through_the_key_file(
+    start_collector: StartCollector, tmp_path: Path
+) -> None:
+    old, new = "o" * 40, "n" * 40
+    path = tmp_path / "collector-keys.json"
+    write_key_file(path, {old: "wire"}, 1_000_000)
+    collector = await start_collector(collector_api_keys_file=path, auth_failures_per_minute=100)
+    async with client_for(collector) as http:
+
+        async def status(key: str) -> int:
+            response = await http.post("/v1/documents", json=doc(1), headers={"X-API-Key": key})
+            return response.status_code
+
+        assert (await status(old), await status(new), await status("dev-key")) == (202, 401, 401)
+        new_hash = key_entry(new)
+        write_key_file(path, {old: "wire", new_hash: "wire"}, 2_000_000)
+        assert (await status(old), await status(new)) == (202, 202)
+        write_key_file(path, {new_hash: "wire"}, 3_000_000)
+        assert (await status(old), await status(new)) == (401, 202)

@@ -4,9 +4,6 @@ throttled per address, the key file rotated while the gateway runs; the official
 client and Sift's own `GatewayClient` work unchanged with a key; health and metrics stay open.
 """
 
-import hashlib
-import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from tests.support.gateway import (
     metric,
     running_gateway,
 )
+from tests.support.security import key_entry, write_key_file
 
 pytestmark = pytest.mark.integration
 
@@ -219,12 +217,8 @@ async def test_keys_rotate_through_the_key_file_without_a_restart(
     old, new = "o" * 40, "n" * 40
     path = tmp_path / "gateway-keys.json"
 
-    def write(table: dict[str, str], mtime_s: int) -> None:
-        path.write_text(json.dumps(table))
-        os.utime(path, (mtime_s, mtime_s))
-
-    write({old: "analyzer"}, 1_000_000)
-    new_hash = "sha256:" + hashlib.sha256(new.encode()).hexdigest()
+    write_key_file(path, {old: "analyzer"}, 1_000_000)
+    new_hash = key_entry(new)
     profiles = {"main": chat_profile(fake.url)}
     async with (
         running_gateway(tmp_path, profiles, {"chat": "main"}, gateway_api_keys_file=path) as gw,
@@ -235,9 +229,9 @@ async def test_keys_rotate_through_the_key_file_without_a_restart(
             return (await http.get("/v1/models", headers=bearer(key))).status_code
 
         assert (await status(old), await status(new)) == (200, 401)
-        write({old: "analyzer", new_hash: "analyzer"}, 2_000_000)
+        write_key_file(path, {old: "analyzer", new_hash: "analyzer"}, 2_000_000)
         assert (await status(old), await status(new)) == (200, 200)
-        write({new_hash: "analyzer"}, 3_000_000)
+        write_key_file(path, {new_hash: "analyzer"}, 3_000_000)
         assert (await status(old), await status(new)) == (401, 200)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.support.production import SECURE
+from tests.support.security import SECURE
 
 pytestmark = pytest.mark.integration
 

@@ -2,8 +2,6 @@
 re-read when it changes (two keys valid during a rotation), the token buckets, and the guard's
 order of checks with its failure counter."""
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -13,22 +11,14 @@ from prometheus_client import CollectorRegistry
 from sift_common.security.buckets import TokenBuckets
 from sift_common.security.guard import KeyGuard, Refused
 from sift_common.security.keys import KeyEntry, KeyFileError, KeyRing, parse_keys, weak_keys
+from tests.support.security import key_entry, write_key_file
 
 OLD_KEY = "o" * 40
 NEW_KEY = "n" * 40
 
 
-def sha256(key: str) -> str:
-    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-
-
-def write_keys(path: Path, table: dict[str, object], mtime_ns: int) -> None:
-    path.write_text(json.dumps(table))
-    os.utime(path, ns=(mtime_ns, mtime_ns))  # a distinct mtime even within one clock tick
-
-
 def test_plain_and_hashed_keys_identify_their_caller_and_nothing_else() -> None:
-    table = {OLD_KEY: "plain", sha256(NEW_KEY): KeyEntry(name="hashed", scopes=["admin"])}
+    table = {OLD_KEY: "plain", key_entry(NEW_KEY): KeyEntry(name="hashed", scopes=["admin"])}
     ring = KeyRing(parse_keys(table, ["inference"]))
     plain, hashed = (ring.identify(OLD_KEY), ring.identify(NEW_KEY))
     assert plain is not None
@@ -37,7 +27,7 @@ def test_plain_and_hashed_keys_identify_their_caller_and_nothing_else() -> None:
     assert hashed is not None
     assert hashed.name == "hashed"
     assert hashed.scopes == {"admin"}
-    assert ring.identify(sha256(NEW_KEY)) is None  # the hash itself is not a key
+    assert ring.identify(key_entry(NEW_KEY)) is None  # the hash itself is not a key
     assert ring.identify(OLD_KEY[:-1]) is None
     assert ring.identify("") is None
 
@@ -52,7 +42,7 @@ def test_malformed_tables_are_refused(table: dict[str, str]) -> None:
 
 
 def test_weak_keys_are_the_dev_key_and_short_plain_keys_only() -> None:
-    keys = parse_keys({"dev-key": "dev", "short": "s", sha256("x"): "h", OLD_KEY: "ok"}, [])
+    keys = parse_keys({"dev-key": "dev", "short": "s", key_entry("x"): "h", OLD_KEY: "ok"}, [])
     problems = weak_keys(keys)
     assert len(problems) == 2
     assert "dev-key" in problems[0]
@@ -62,26 +52,26 @@ def test_weak_keys_are_the_dev_key_and_short_plain_keys_only() -> None:
 
 def test_the_key_file_rotates_without_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
-    write_keys(path, {OLD_KEY: "analyzer"}, 1_000_000_000)
+    write_key_file(path, {OLD_KEY: "analyzer"}, 1_000_000)
     ring = KeyRing([], path, ["inference"])
     assert ring.identify(OLD_KEY) is not None
     assert ring.identify(NEW_KEY) is None
-    write_keys(path, {OLD_KEY: "analyzer", sha256(NEW_KEY): "analyzer"}, 2_000_000_000)
+    write_key_file(path, {OLD_KEY: "analyzer", key_entry(NEW_KEY): "analyzer"}, 2_000_000)
     assert ring.identify(OLD_KEY) is not None  # both valid during the rotation
     assert ring.identify(NEW_KEY) is not None
-    write_keys(path, {sha256(NEW_KEY): "analyzer"}, 3_000_000_000)
+    write_key_file(path, {key_entry(NEW_KEY): "analyzer"}, 3_000_000)
     assert ring.identify(OLD_KEY) is None
     assert ring.identify(NEW_KEY) is not None
 
 
 def test_a_broken_or_weak_rewrite_keeps_the_keys_in_force(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
-    write_keys(path, {NEW_KEY: "analyzer"}, 1_000_000_000)
+    write_key_file(path, {NEW_KEY: "analyzer"}, 1_000_000)
     ring = KeyRing([], path, ["inference"], strict=True)
     path.write_text("{not json")
-    os.utime(path, ns=(2_000_000_000, 2_000_000_000))
+    os.utime(path, ns=(2_000_000_000, 2_000_000))
     assert ring.identify(NEW_KEY) is not None
-    write_keys(path, {"dev-key": "dev"}, 3_000_000_000)  # strict: production refuses it
+    write_key_file(path, {"dev-key": "dev"}, 3_000_000)  # strict: production refuses it
     assert ring.identify("dev-key") is None
     assert ring.identify(NEW_KEY) is not None
     path.unlink()

@@ -2,7 +2,6 @@
 variable: the development key, short keys, default passwords, a gateway without keys, and a
 service without a key for the gateway. Development keeps working with the defaults."""
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from sift_collector.settings import CollectorSettings
 from sift_common.errors import ConfigError
 from sift_common.settings import ServiceSettings, load_settings
 from sift_gateway.settings import GatewayServiceSettings
-from tests.support.production import SECURE, STRONG
+from tests.support.security import SECURE, STRONG, key_entry
 
 SERVICES: list[type[ServiceSettings]] = [
     CollectorSettings,
@@ -83,8 +82,7 @@ def test_a_key_file_replaces_the_default_and_is_checked_too(
 ) -> None:
     production.delenv("SIFT_ARCHIVER_API_KEYS")
     path = tmp_path / "keys.json"
-    digest = hashlib.sha256(STRONG.encode()).hexdigest()
-    path.write_text(json.dumps({f"sha256:{digest}": "analyst"}))
+    path.write_text(json.dumps({key_entry(STRONG): "analyst"}))
     production.setenv("SIFT_ARCHIVER_API_KEYS_FILE", str(path))
     assert load_settings(ArchiverSettings).api_keys.ring().identify(STRONG) is not None
     path.write_text(json.dumps({"weak": "analyst"}))
@@ -100,3 +98,9 @@ def test_a_gateway_key_with_an_unknown_priority_is_refused(
     )
     with pytest.raises(ConfigError, match=r"SIFT_GATEWAY_API_KEYS.*urgent"):
         load_settings(GatewayServiceSettings)
+
+
+def test_a_malformed_key_table_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIFT_COLLECTOR_API_KEYS", '{"sha256:abc": "publisher"}')
+    with pytest.raises(ConfigError, match=r"^invalid settings: SIFT_COLLECTOR_API_KEYS: sha256:"):
+        load_settings(CollectorSettings)

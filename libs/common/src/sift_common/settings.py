@@ -8,8 +8,7 @@ refuses to start on any of them.
 """
 
 import logging
-from collections.abc import Iterable
-from typing import Literal, TypeVar
+from typing import ClassVar, Literal, Self, TypeVar
 
 from pydantic import (
     AmqpDsn,
@@ -19,6 +18,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -26,7 +26,7 @@ from sqlalchemy.exc import ArgumentError
 
 from sift_common.errors import ConfigError
 from sift_common.security.key_settings import KeySettings
-from sift_common.security.keys import DEV_KEY, MIN_KEY_LENGTH
+from sift_common.security.keys import DEV_KEY, MIN_KEY_LENGTH, parse_keys
 from sift_common.security.production import default_password, redis_without_password
 
 logger = logging.getLogger(__name__)
@@ -195,8 +195,12 @@ class GatewaySettings(SiftSettings):
         return refusals
 
 
-class AuthSettings(SiftSettings):
-    """What every service with an API-key door reads besides its keys."""
+class AuthSettings(ServiceSettings):
+    """A service with an API-key door: its key table is the field `KEY_FIELD` (a `KeyTable`),
+    its key file the field `<KEY_FIELD>_file`, and plain entries get `KEY_SCOPES`."""
+
+    KEY_FIELD: ClassVar[str]
+    KEY_SCOPES: ClassVar[tuple[str, ...]]
 
     auth_failures_per_minute: int = Field(
         default=10,
@@ -207,17 +211,29 @@ class AuthSettings(SiftSettings):
         ),
     )
 
-    def key_settings(self, field: str, scopes: Iterable[str], production: bool) -> KeySettings:
-        """The keys of the door whose table is the field `field` (its file: `<field>_file`)."""
+    @model_validator(mode="after")
+    def _keys_parse(self) -> Self:
+        try:
+            parse_keys(getattr(self, self.KEY_FIELD), self.KEY_SCOPES)
+        except ValueError as exc:
+            raise ValueError(f"{self.api_keys.variable}: {exc}") from None
+        return self
+
+    @property
+    def api_keys(self) -> KeySettings:
+        field = self.KEY_FIELD
         return KeySettings(
             variable=f"{ENV_PREFIX}{field.upper()}",
             table=getattr(self, field),
             path=getattr(self, f"{field}_file"),
             table_given=field in self.model_fields_set,
-            default_scopes=frozenset(scopes),
-            production=production,
+            default_scopes=frozenset(self.KEY_SCOPES),
+            production=self.env == "production",
             failures_per_minute=self.auth_failures_per_minute,
         )
+
+    def production_refusals(self) -> list[str]:
+        return [*super().production_refusals(), *self.api_keys.refusals()]
 
 
 def parse_retry_delays(value: str) -> tuple[int, ...]:
@@ -243,6 +259,8 @@ def load_settings(settings_class: type[SettingsT]) -> SettingsT:
     except ValidationError as exc:
         problems = [
             f"{ENV_PREFIX}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            if error["loc"]
+            else error["msg"].removeprefix("Value error, ")  # a check of several variables
             for error in exc.errors()
         ]
         raise ConfigError("invalid settings: " + "; ".join(problems)) from exc

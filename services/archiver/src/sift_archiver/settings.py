@@ -5,23 +5,22 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from sift_common.messaging.topology import DEFAULT_RETRY_DELAYS_MS
-from sift_common.security.key_settings import KeySettings
-from sift_common.security.keys import KeyTable, development_keys, parse_keys
+from sift_common.security.keys import KeyTable, development_keys
 from sift_common.settings import (
     AuthSettings,
     DatabaseSettings,
     GatewaySettings,
     RabbitSettings,
-    ServiceSettings,
     parse_retry_delays,
 )
 
 QUERY_SCOPE = "query"
 
 
-class ArchiverSettings(
-    ServiceSettings, RabbitSettings, DatabaseSettings, GatewaySettings, AuthSettings
-):
+class ArchiverSettings(AuthSettings, RabbitSettings, DatabaseSettings, GatewaySettings):
+    KEY_FIELD = "archiver_api_keys"
+    KEY_SCOPES = (QUERY_SCOPE,)
+
     archiver_host: str = Field(
         default="127.0.0.1", description="Address the query API, health and metrics listen on."
     )
@@ -87,24 +86,11 @@ class ArchiverSettings(
         default=3.0, ge=0, description="on SIGTERM, readiness is 503 this long before closing"
     )
 
-    @field_validator("archiver_api_keys")
-    @classmethod
-    def _keys_parse(cls, keys: KeyTable) -> KeyTable:
-        parse_keys(keys, [QUERY_SCOPE])
-        return keys
-
     @model_validator(mode="after")
     def _some_key(self) -> "ArchiverSettings":
         if not self.archiver_api_keys and self.archiver_api_keys_file is None:
             raise ValueError("SIFT_ARCHIVER_API_KEYS or SIFT_ARCHIVER_API_KEYS_FILE: no API key")
         return self
-
-    @property
-    def api_keys(self) -> KeySettings:
-        return self.key_settings("archiver_api_keys", [QUERY_SCOPE], self.env == "production")
-
-    def production_refusals(self) -> list[str]:
-        return [*super().production_refusals(), *self.api_keys.refusals()]
 
     @field_validator("archiver_retry_delays_ms")
     @classmethod

@@ -2,16 +2,18 @@
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from sift_common.security.key_settings import KeySettings
-from sift_common.security.keys import KeyTable, development_keys, parse_keys
-from sift_common.settings import AuthSettings, RabbitSettings, RedisSettings, ServiceSettings
+from sift_common.security.keys import KeyTable, development_keys
+from sift_common.settings import AuthSettings, RabbitSettings, RedisSettings
 
 INGEST_SCOPE = "ingest"
 
 
-class CollectorSettings(ServiceSettings, RabbitSettings, RedisSettings, AuthSettings):
+class CollectorSettings(AuthSettings, RabbitSettings, RedisSettings):
+    KEY_FIELD = "collector_api_keys"
+    KEY_SCOPES = (INGEST_SCOPE,)
+
     collector_host: str = Field(
         default="127.0.0.1", description="Address the ingest API, health and metrics listen on."
     )
@@ -67,16 +69,3 @@ class CollectorSettings(ServiceSettings, RabbitSettings, RedisSettings, AuthSett
             "lapses after twice this"
         ),
     )
-
-    @field_validator("collector_api_keys")
-    @classmethod
-    def _keys_parse(cls, keys: KeyTable) -> KeyTable:
-        parse_keys(keys, [INGEST_SCOPE])
-        return keys
-
-    @property
-    def api_keys(self) -> KeySettings:
-        return self.key_settings("collector_api_keys", [INGEST_SCOPE], self.env == "production")
-
-    def production_refusals(self) -> list[str]:
-        return [*super().production_refusals(), *self.api_keys.refusals()]

@@ -4,16 +4,18 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from sift_common.security.key_settings import KeySettings
-from sift_common.security.keys import KeyEntry, KeyTable, parse_keys
-from sift_common.settings import AuthSettings, DatabaseSettings, ServiceSettings
+from sift_common.security.keys import KeyEntry, KeyTable
+from sift_common.settings import AuthSettings, DatabaseSettings
 from sift_gateway.admission import PriorityClass
 
 DEFAULT_PROFILES = Path(__file__).with_name("profiles.local.yaml")
 INFERENCE_SCOPE = "inference"
 
 
-class GatewayServiceSettings(ServiceSettings, DatabaseSettings, AuthSettings):
+class GatewayServiceSettings(AuthSettings, DatabaseSettings):
+    KEY_FIELD = "gateway_api_keys"
+    KEY_SCOPES = (INFERENCE_SCOPE,)
+
     gateway_host: str = Field(
         default="127.0.0.1", description="Address the OpenAI-compatible API listens on."
     )
@@ -62,18 +64,10 @@ class GatewayServiceSettings(ServiceSettings, DatabaseSettings, AuthSettings):
 
     @field_validator("gateway_api_keys")
     @classmethod
-    def _keys_parse(cls, keys: KeyTable) -> KeyTable:
-        parse_keys(keys, [INFERENCE_SCOPE])
+    def _known_priorities(cls, keys: KeyTable) -> KeyTable:
         asked = {e.priority for e in keys.values() if isinstance(e, KeyEntry) and e.priority}
         unknown = {p for p in asked if p.strip().upper() not in PriorityClass.__members__}
         if unknown:
             names = ", ".join(m.name.lower() for m in PriorityClass)
             raise ValueError(f"unknown priority {sorted(unknown)}; one of {names}")
         return keys
-
-    @property
-    def api_keys(self) -> KeySettings:
-        return self.key_settings("gateway_api_keys", [INFERENCE_SCOPE], self.env == "production")
-
-    def production_refusals(self) -> list[str]:
-        return [*super().production_refusals(), *self.api_keys.refusals(require_keys=True)]
