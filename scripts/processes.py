@@ -124,6 +124,14 @@ class Child:
     def returncode(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        """Wait for the child to end; its exit code, None if it still runs after `timeout_s`."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} was never started")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return self.process.wait(timeout_s)
+        return None
+
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30.0) -> int | None:
         """`sig` (to the group when it has its own), a wait, SIGKILL after `timeout_s`; the exit
         code (None when never started). Whatever it left in its group is killed too."""
@@ -227,3 +235,17 @@ def started_at(pid: int) -> float | None:
         return float(process.create_time())
     except psutil.NoSuchProcess:
         return None
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`: a group whose leader has exited
+    but is not reaped yet, or was reaped while its helpers run on, is told apart from one that
+    is gone."""
+    found = []
+    for process in psutil.process_iter(["status"]):
+        try:
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
+                found.append(process.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return found

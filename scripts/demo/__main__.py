@@ -15,7 +15,8 @@ from typing import Any
 from rich.console import Console
 
 from scripts.demo import feeding, report, run
-from scripts.demo.pipeline import Pipeline, free_port
+from scripts.demo.pipeline import Pipeline
+from scripts.processes import free_port
 from sift_common.messaging.teardown import delete_topology
 from sift_common.messaging.topology import (
     ANALYZER_DOCUMENTS,

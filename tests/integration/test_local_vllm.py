@@ -1,4 +1,4 @@
-"""The local vLLM runtime (scripts/local_vllm.py) serves what the gateway relies on: chat,
+"""The local vLLM runtime (scripts/local_vllm/) serves what the gateway relies on: chat,
 schema-constrained JSON, 384-dim embeddings, Prometheus metrics."""
 
 import json

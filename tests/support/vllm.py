@@ -2,10 +2,11 @@
 
 `SIFT_VLLM_CHAT_URL` and `SIFT_VLLM_EMBED_URL` (root URLs, without `/v1`) name servers to
 use as they are: a GPU box, or ones CI started in an earlier step. Set but unreachable is an
-error, not a cue to build a local runtime behind the user's back. Unset: `scripts/local_vllm.py
-start` prepares vLLM's CPU build (minutes, once per machine) and starts both servers, reusing
-any already running; at the end of the session only the servers this fixture started are
-stopped, so CI leaves no process behind and a developer's `make vllm-up` servers survive.
+error, not a cue to build a local runtime behind the user's back. Unset: `python -m
+scripts.local_vllm start` prepares vLLM's CPU build (minutes, once per machine) and starts
+both servers, reusing any already running; at the end of the session only the servers this
+fixture started are stopped, so CI leaves no process behind and a developer's `make vllm-up`
+servers survive.
 
 A cold start (prepare plus ~150 s of server start-up) exceeds pytest's default 300 s timeout:
 tests using the fixture carry `pytest.mark.timeout(1200)`, or the runtime is prepared first.
@@ -25,8 +26,9 @@ from typing import Any
 
 import pytest
 
+from scripts.local_vllm.servers import servers
+
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "local_vllm.py"
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,9 @@ def served_model(url: str) -> str | None:
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False
-    )
+    """`python -m scripts.local_vllm ARGS`, its output captured."""
+    command = [sys.executable, "-m", "scripts.local_vllm", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
 
 
 def _configured() -> VllmServers | None:
@@ -88,18 +90,16 @@ def _configured() -> VllmServers | None:
 
 
 def _local_urls() -> dict[str, str]:
-    """{"chat": url, "embed": url} as the script computes them (ports from SIFT_VLLM_*_PORT)."""
-    printed = run_script("env")
-    assert printed.returncode == 0, printed.stderr
-    pairs = dict(line.split("=", 1) for line in printed.stdout.splitlines() if "=" in line)
-    return {"chat": pairs["SIFT_VLLM_CHAT_URL"], "embed": pairs["SIFT_VLLM_EMBED_URL"]}
+    """{"chat": url, "embed": url} of the local runtime (ports from SIFT_VLLM_*_PORT)."""
+    return {name: server.url for name, server in servers().items()}
 
 
 def _start_local() -> None:
     # Output streams to the captured fd: pytest shows the progress lines if set-up fails.
-    started = subprocess.run([sys.executable, str(SCRIPT), "start"], check=False)
+    command = [sys.executable, "-m", "scripts.local_vllm", "start"]
+    started = subprocess.run(command, cwd=ROOT, check=False)
     if started.returncode != 0:
-        pytest.fail(f"local_vllm.py start failed (exit {started.returncode}); see its output")
+        pytest.fail(f"local_vllm start failed (exit {started.returncode}); see its output")
 
 
 @pytest.fixture(scope="session")
