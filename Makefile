@@ -45,17 +45,17 @@ test-e2e: sync vllm-prepare ## End-to-end tests: the whole pipeline as processes
 test: lint typecheck vllm-prepare ## Lint, typecheck and the whole test suite, e2e and the fault matrix included
 	$(RUN) pytest $(PYTEST_ARGS)
 
-vllm-prepare: ## Build the local vLLM-CPU runtime (venv + models) in the per-user cache
-	python3 scripts/local_vllm.py prepare
+vllm-prepare: sync ## Build the local vLLM-CPU runtime (venv + models) in the per-user cache
+	$(RUN) python -m scripts.local_vllm prepare
 
-vllm-up: ## Start (or reuse) the local vLLM chat and embedding servers
-	python3 scripts/local_vllm.py start
+vllm-up: sync ## Start (or reuse) the local vLLM chat and embedding servers
+	$(RUN) python -m scripts.local_vllm start
 
-vllm-down: ## Stop the local vLLM servers that vllm-up started
-	python3 scripts/local_vllm.py stop
+vllm-down: sync ## Stop the local vLLM servers that vllm-up started
+	$(RUN) python -m scripts.local_vllm stop
 
-vllm-status: ## State of the local vLLM servers
-	python3 scripts/local_vllm.py status
+vllm-status: sync ## State of the local vLLM servers
+	$(RUN) python -m scripts.local_vllm status
 
 gateway: sync ## Run the LLM gateway in the foreground (needs `make vllm-up`)
 	$(RUN) sift-gateway
