@@ -15,6 +15,7 @@ COLUMNS = (
     ("+p99.9", 7, "added_p999_ms"),
     ("errors", 6, "errors"),
     ("cpu/req", 7, "cpu_ms_per_req"),
+    ("+pg/req", 7, "cpu_ms_per_req_with_log"),
     ("rss MB", 6, "peak_rss_mb"),
     ("bg cores", 8, "background_cores"),
 )

@@ -64,6 +64,10 @@ def cpu_fields(
     return {
         "cpu_ms_per_req": _per_req_ms(target, requests),
         "postgres_cpu_ms_per_req": None if postgres is None else _per_req_ms(postgres, requests),
+        # What a request costs with its log row written: the gateway's CPU plus PostgreSQL's.
+        "cpu_ms_per_req_with_log": (
+            None if postgres is None else _per_req_ms(target + postgres, requests)
+        ),
         "peak_rss_mb": round(peak_rss_mb, 1),
         "driver_cpu_share": round(driver / wall, 2),
         # Cores' worth of CPU used by other work on the machine during the step: noise.

@@ -36,6 +36,9 @@ class Bench:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Every target started first, then the rates in turn, and within each rate every target
+    one after another (the order rotating from rate to rate): whatever else the machine is
+    doing at a moment hits all targets alike, and `direct` is measured next to the others."""
     nginx = ensure_nginx()
     results: dict[str, Any] = {
         "machine": machine_info(nginx),
@@ -44,38 +47,56 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "verdicts": [],
     }
     upstream = start_upstream(nginx, workdir)
+    started: list[Started] = []
     try:
         bench = Bench(args, workdir, upstream)
-        # direct first: every other target is compared with it.
         for name in [t for t in ALL_TARGETS if t == "direct" or t in args.targets]:
-            results["targets"][name] = run_target(name, bench)
+            result = results["targets"][name] = {"name": name, "status": "ok", "steps": []}
+            if (target := start_measured(name, bench, result)) is not None:
+                started.append(Started(target, result, watched(target, upstream)))
+        for turn, rate in enumerate(args.rates):
+            measure_rate(
+                rate, started[turn % len(started) :] + started[: turn % len(started)], bench
+            )
     finally:
+        for each in started:
+            if each.target.child is not upstream.child:
+                each.target.child.stop()
         upstream.child.stop()
+    for each in started:
+        if each.result["steps"]:
+            each.result["summary"] = target_summary(each.result["steps"])
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     results["verdicts"] = all_verdicts(results["targets"])
     return results
 
 
-def run_target(name: str, bench: Bench) -> dict[str, Any]:
-    print(f"\n==> {name}", flush=True)
-    steps: list[dict[str, Any]] = []
-    result: dict[str, Any] = {"name": name, "status": "ok", "steps": steps}
-    target = None
+@dataclass
+class Started:
+    target: Target
+    result: dict[str, Any]
+    watched: Watched
+
+
+def start_measured(name: str, bench: Bench, result: dict[str, Any]) -> Target | None:
+    """The target started and probed, or None with the reason in its result."""
+    print(f"==> starting {name}", flush=True)
     try:
         target = start_target(name, bench)
-        result["versions"] = target.versions
-        probe(target)
-        measure(target, bench, steps)
     except TargetUnavailable as exc:
-        result["status"] = "not available" if not steps else "failed"
-        result["reason"] = str(exc)
-        print(f"{name}: {result['status']} ({exc})", flush=True)
-    finally:
-        if target is not None and target.child is not bench.upstream.child:
+        result.update(status="not available", reason=str(exc))
+        print(f"{name}: not available ({exc})", flush=True)
+        return None
+    result["versions"] = target.versions
+    try:
+        probe(target)
+    except TargetUnavailable as exc:
+        result.update(status="not available", reason=str(exc))
+        print(f"{name}: not available ({exc})", flush=True)
+        if target.child is not bench.upstream.child:
             target.child.stop()
-    if steps:
-        result["summary"] = target_summary(steps)
-    return result
+        return None
+    return target
 
 
 def start_target(name: str, bench: Bench) -> Target:
@@ -86,29 +107,37 @@ def start_target(name: str, bench: Bench) -> Target:
     return start_sift(name, bench.workdir, bench.upstream, bench.args.gateway_cpu)
 
 
-def measure(target: Target, bench: Bench, steps: list[dict[str, Any]]) -> None:
-    """Run each rate against one target, appending each step as it completes."""
-    args = bench.args
-    nginx = bench.upstream.child
-    watched = Watched(
+def watched(target: Target, upstream: Upstream) -> Watched:
+    return Watched(
         target_pid=target.child.pid,
-        nginx_pid=None if target.child is nginx else nginx.pid,
+        nginx_pid=None if target.child is upstream.child else upstream.child.pid,
         postmaster_pid=embedded_postmaster() if target.name.startswith("sift") else None,
     )
-    for rate in args.rates:
+
+
+def measure_rate(rate: float, order: list[Started], bench: Bench) -> None:
+    """One rate against every target still standing, in `order`; the added latency of each
+    against `direct`'s step of this same round."""
+    args = bench.args
+    print(f"\n--- {rate:g} RPS: {', '.join(s.target.name for s in order)}", flush=True)
+    steps: dict[str, dict[str, Any]] = {}
+    for each in order:
+        if each.result["status"] != "ok":
+            continue
+        target = each.target
         load = Load(target.url, target.headers, rate, args.warmup, args.duration,
                     args.max_in_flight, args.timeout)  # fmt: skip
-        step = run_step(target.name, load, watched, args)
-        if target.name == "direct":
-            bench.direct[rate] = step
-        else:
-            add_overhead([step], bench.direct)
-        steps.append(step)
-        print(format_row(step), flush=True)
+        steps[target.name] = step = run_step(target.name, load, each.watched, args)
+        each.result["steps"].append(step)
         if not target.child.alive():
-            raise TargetUnavailable(
-                f"{target.name} died during the run:\n{target.child.log_tail()}"
-            )
+            each.result.update(status="failed", reason=f"died during the run:\n"
+                               f"{target.child.log_tail()}")  # fmt: skip
+            print(f"{target.name}: died during the run", flush=True)
+    if "direct" in steps:
+        bench.direct[rate] = steps["direct"]
+    add_overhead([step for name, step in steps.items() if name != "direct"], bench.direct)
+    for step in steps.values():
+        print(format_row(step), flush=True)
 
 
 def run_step(name: str, load: Load, watched: Watched, args: argparse.Namespace) -> dict[str, Any]:
