@@ -1,12 +1,15 @@
 """docker-compose.yml stays in step with the code.
 
 The structure checks (every service has a healthcheck, the services wait on healthy
-dependencies, every `SIFT_*` variable compose sets is one a service's settings read) run
-everywhere; `docker compose config` runs where the compose plugin is installed.
+dependencies, every `SIFT_*` variable compose sets is one a service's settings read) and the
+check against the Compose specification's JSON schema (check-jsonschema's vendored copy, no
+compose plugin needed) run everywhere; `docker compose config` runs where the compose plugin
+is installed.
 """
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,27 @@ def test_consumers_get_longer_to_stop_than_their_drain(compose: dict[str, Any]) 
         grace = str(service["stop_grace_period"])
         assert grace.endswith("s"), (name, grace)
         assert float(grace[:-1]) >= drain_s + 20, (name, grace, drain_s)
+
+
+def _check_compose_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    command = [str(checker), "--builtin-schema", "vendor.compose-spec", str(path)]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    checked = _check_compose_schema(COMPOSE)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_schema_check_catches_a_malformed_compose_file(tmp_path: Path) -> None:
+    broken = yaml.safe_load(COMPOSE.read_text())
+    broken["services"]["collector"]["depends_on"]["rabbitmq"] = {"condition": "when_ready"}
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(broken))
+    checked = _check_compose_schema(path)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "services.collector" in checked.stdout
 
 
 def _compose_plugin() -> str | None:
