@@ -7,6 +7,9 @@ compose plugin needed) run everywhere; `docker compose config` runs where the co
 is installed.
 """
 
+import itertools
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,9 +20,12 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from scripts.local_vllm.layout import VLLM_VERSION
 from sift_analyzer.settings import AnalyzerSettings
 from sift_archiver.settings import ArchiverSettings
 from sift_collector.settings import CollectorSettings
+from sift_common.errors import ConfigError
+from sift_common.settings import load_settings
 from sift_gateway.settings import GatewayServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,9 +48,10 @@ def compose() -> dict[str, Any]:
 
 def test_every_service_is_there_with_a_healthcheck(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == INFRA | set(VLLM) | set(SETTINGS)
+    assert set(services) == INFRA | set(VLLM) | set(SETTINGS) | {"migrate"}
     for name, service in services.items():
-        assert service["healthcheck"]["test"], name
+        if name != "migrate":  # a one-shot job: it ends, and the others wait for that
+            assert service["healthcheck"]["test"], name
     for name, profile in VLLM.items():
         assert services[name]["profiles"] == [profile]
     assert services["rabbitmq"]["image"].endswith("-management")
@@ -52,19 +59,30 @@ def test_every_service_is_there_with_a_healthcheck(compose: dict[str, Any]) -> N
     assert services["vllm-chat"]["image"].startswith("vllm/vllm-openai")
 
 
-def test_services_wait_for_healthy_dependencies(compose: dict[str, Any]) -> None:
+HEALTHY, DONE = "service_healthy", "service_completed_successfully"
+
+
+def test_services_wait_for_their_dependencies(compose: dict[str, Any]) -> None:
     services = compose["services"]
     needs = {
-        "gateway": {"postgres", *VLLM},
-        "collector": {"rabbitmq", "redis"},
-        "analyzer": {"rabbitmq", "redis", "postgres", "gateway"},
-        "archiver": {"rabbitmq", "postgres", "gateway"},
+        "migrate": {"postgres": HEALTHY},
+        "gateway": {"migrate": DONE, **dict.fromkeys(VLLM, HEALTHY)},
+        "collector": {"rabbitmq": HEALTHY, "redis": HEALTHY},
+        "analyzer": {"rabbitmq": HEALTHY, "redis": HEALTHY, "migrate": DONE, "gateway": HEALTHY},
+        "archiver": {"rabbitmq": HEALTHY, "migrate": DONE, "gateway": HEALTHY},
     }
     for name, wanted in needs.items():
         depends = services[name]["depends_on"]
-        assert set(depends) == wanted, name
-        assert {d["condition"] for d in depends.values()} == {"service_healthy"}, name
-        assert services[name]["build"]["target"] == name
+        assert {dep: d["condition"] for dep, d in depends.items()} == wanted, name
+        target = "archiver" if name == "migrate" else name
+        assert services[name]["build"]["target"] == target
+
+
+def test_migrations_run_once_in_their_own_job(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["migrate"]["command"] == ["sift-db", "upgrade"]
+    assert services["migrate"]["restart"] == "no"
+    assert services["archiver"]["environment"]["SIFT_ARCHIVER_MIGRATE"] == "false"
 
 
 def test_every_sift_variable_compose_sets_is_read_by_the_code(compose: dict[str, Any]) -> None:
@@ -84,6 +102,138 @@ def test_consumers_get_longer_to_stop_than_their_drain(compose: dict[str, Any]) 
         grace = str(service["stop_grace_period"])
         assert grace.endswith("s"), (name, grace)
         assert float(grace[:-1]) >= drain_s + 20, (name, grace, drain_s)
+
+
+SECRET = re.compile(r"\$\{([A-Z_]*(?:PASSWORD|KEY|KEYS|USER|TOKEN))(:?[-?])")
+OPTIONAL_SECRETS = {"HF_TOKEN"}  # only gated models need it
+ENTRY_POINTS = {"collector": ["8110"], "archiver": ["8130"], "gateway": ["8100"],
+                "rabbitmq": ["5672"]}  # fmt: skip
+BIND = "${SIFT_BIND_ADDRESS:-127.0.0.1}:"
+
+
+def test_every_secret_is_required(compose: dict[str, Any]) -> None:
+    text = COMPOSE.read_text()
+    uses = SECRET.findall(text)
+    assert {"RABBITMQ_PASSWORD", "POSTGRES_PASSWORD", "REDIS_PASSWORD"} <= {v for v, _ in uses}
+    lax = sorted({v for v, how in uses if how != ":?" and v not in OPTIONAL_SECRETS})
+    assert not lax, f"secrets with a default or none required: {lax}; use ${{VAR:?message}}"
+    for name in SETTINGS:
+        assert compose["services"][name]["environment"]["SIFT_ENV"] == "production", name
+
+
+def test_only_the_entry_points_are_published_on_localhost_by_default(
+    compose: dict[str, Any],
+) -> None:
+    published = {
+        name: service["ports"]
+        for name, service in compose["services"].items()
+        if "ports" in service
+    }
+    assert set(published) == set(ENTRY_POINTS), sorted(published)
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith(BIND), (name, port)
+        assert [port.removeprefix(BIND).split(":")[-1] for port in ports] == ENTRY_POINTS[name]
+
+
+def _gateway_profiles(compose: dict[str, Any]) -> dict[str, Any]:
+    """The gateway's profiles as compose writes them, `${VAR:-default}` at its default."""
+    content = compose["configs"]["gateway-profiles"]["content"]
+    expanded = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", content)
+    loaded: dict[str, Any] = yaml.safe_load(expanded)
+    return loaded["profiles"]
+
+
+def _engines_at(compose: dict[str, Any], url: str) -> list[tuple[str, list[str]]]:
+    """Every compose service answering at `url`'s host (by name or network alias)."""
+    host = url.split("://", 1)[1].split(":", 1)[0]
+    engines = []
+    for name, service in compose["services"].items():
+        aliases = service.get("networks", {}).get("default", {}).get("aliases", [])
+        if host == name or host in aliases:
+            engines.append((name, service["command"]))
+    return engines
+
+
+# Profile options and the engine flags they need: vLLM refuses a request's priority unless it
+# schedules by priority, so priority_scheduling without the flag fails every request.
+PROFILE_NEEDS = {"priority_scheduling": ["--scheduling-policy", "priority"]}
+
+
+def test_every_engine_has_the_flags_its_profile_needs(compose: dict[str, Any]) -> None:
+    checked = 0
+    for profile_name, profile in _gateway_profiles(compose).items():
+        for replica in profile["replicas"]:
+            engines = _engines_at(compose, replica)
+            assert engines, (profile_name, replica)
+            for engine, command in engines:
+                for option, flags in PROFILE_NEEDS.items():
+                    pairs = list(itertools.pairwise(command))
+                    has = (flags[0], flags[1]) in pairs
+                    assert has == bool(profile.get(option)), (profile_name, engine, option)
+                    checked += 1
+    assert checked >= 4, "chat and embed profiles, GPU and CPU engines"
+
+
+def test_engines_name_the_model_positionally_and_pin_the_image(compose: dict[str, Any]) -> None:
+    for name in VLLM:
+        service = compose["services"][name]
+        assert "--model" not in service["command"], name  # deprecated in vLLM's server
+        assert not service["command"][0].startswith("-"), name
+        assert not service["image"].endswith(":latest"), name
+    assert compose["services"]["vllm-chat"]["image"].endswith(
+        f":${{VLLM_VERSION:-v{VLLM_VERSION}}}"
+    )
+
+
+def _env_example(**changes: str) -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values | changes
+
+
+def _interpolated(value: str, env: dict[str, str]) -> str:
+    """Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?message}`, with `env` as .env."""
+
+    def one(match: re.Match[str]) -> str:
+        name, how, rest = match.group(1), match.group(2), match.group(3)
+        if env.get(name):
+            return env[name]
+        if how == ":?":
+            raise AssertionError(f"{name} is required: {rest}")
+        return rest or ""
+
+    return re.sub(r"\$\{([A-Z_]+)(?:(:[-?])([^}]*))?\}", one, value).replace("$$", "$")
+
+
+def _service_settings(
+    compose: dict[str, Any], name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> BaseSettings:
+    for key in [k for k in os.environ if k.startswith("SIFT_")]:
+        monkeypatch.delenv(key)
+    for key, value in compose["services"][name]["environment"].items():
+        monkeypatch.setenv(key, _interpolated(str(value), env))
+    return load_settings(SETTINGS[name])
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_the_env_example_starts_every_service_in_production(
+    compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What compose hands each service from .env.example passes SIFT_ENV=production."""
+    settings = _service_settings(compose, name, _env_example(), monkeypatch)
+    assert getattr(settings, "env", None) == "production"
+
+
+def test_production_refuses_a_development_password_from_the_env(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = _env_example(RABBITMQ_PASSWORD="sift")
+    with pytest.raises(ConfigError, match="SIFT_RABBIT_URL"):
+        _service_settings(compose, "collector", env, monkeypatch)
 
 
 def _check_compose_schema(path: Path) -> subprocess.CompletedProcess[str]:
