@@ -1,17 +1,21 @@
 # syntax=docker/dockerfile:1.7
 # One multi-target image build for every Sift service, from the uv workspace and its lock.
-#   docker build --target collector -t sift-collector .
-# Targets: gateway, collector, analyzer, archiver. vLLM runs from its own official image.
+#   docker build --target collector --build-arg SERVICE=collector -t sift-collector .
+# Targets: gateway, collector, analyzer, archiver; SERVICE names the same one, so each image
+# holds that service and what it depends on, nothing else (no other service, no dev tools,
+# no embedded PostgreSQL). vLLM runs from its own official image.
 
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS builder
 ARG UV_VERSION=0.13.9
+ARG SERVICE
+RUN test -n "${SERVICE}" || (echo "build with --build-arg SERVICE=<gateway|collector|analyzer|archiver>" && false)
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
-# One venv holds every workspace package (one lock, one image layer shared by all targets).
-# Dependencies first (cached while only source changes), then the workspace itself.
+# The service's own venv from the one lock: its dependencies first (cached while only source
+# changes), then the service and sift-common themselves.
 COPY pyproject.toml uv.lock ./
 COPY libs/common/pyproject.toml libs/common/
 COPY services/llm-gateway/pyproject.toml services/llm-gateway/
@@ -19,11 +23,11 @@ COPY services/collector/pyproject.toml services/collector/
 COPY services/analyzer/pyproject.toml services/analyzer/
 COPY services/archiver/pyproject.toml services/archiver/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-workspace --all-packages
+    uv sync --frozen --no-dev --no-install-workspace --package "sift-${SERVICE}"
 COPY libs libs
 COPY services services
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable --all-packages
+    uv sync --frozen --no-dev --no-editable --package "sift-${SERVICE}"
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 RUN useradd --create-home --uid 10001 sift

