@@ -51,6 +51,10 @@ class Targets:
     api_key: str
     rabbit: str
     namespace: str
+    gateway_key: str | None = None  # SIFT_GATEWAY_API_KEY, sent as Bearer
+
+    def gateway_client(self) -> GatewayClient:
+        return GatewayClient(self.gateway, timeout_s=600.0, api_key=self.gateway_key)
 
 
 def parse_arm(spec: str, default_profiles: Path) -> Arm:
@@ -93,7 +97,7 @@ async def evaluate(
     concurrency: int, search: bool, wait_s: float,
 ) -> dict[str, Any]:  # fmt: skip
     runs: list[ArmRun] = []
-    async with GatewayClient(targets.gateway, timeout_s=600.0) as gateway:
+    async with targets.gateway_client() as gateway:
         for arm in arms:
             runs.append(await _run_with_progress(arm, evalset, gateway, known, concurrency))
     body: dict[str, Any] = {
@@ -165,9 +169,9 @@ async def _search(
     }
 
 
-async def _retrieval(evalset: EvalSet, specs: list[str], gateway_url: str) -> list[dict[str, Any]]:
+async def _retrieval(evalset: EvalSet, specs: list[str], targets: Targets) -> list[dict[str, Any]]:
     results = []
-    async with GatewayClient(gateway_url, timeout_s=600.0) as gateway:
+    async with targets.gateway_client() as gateway:
         for spec in specs:
             console.print(f"embedding the labelled set with {spec} …")
             arm = EmbeddingArm.parse(spec)
@@ -238,6 +242,7 @@ def eval_command(
         _env("SIFT_API_KEY", "dev-key"),
         _env("SIFT_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/"),
         os.environ.get("SIFT_NAMESPACE", ""),
+        os.environ.get("SIFT_GATEWAY_API_KEY") or None,
     )
     body = asyncio.run(
         evaluate(
@@ -245,7 +250,7 @@ def eval_command(
         )
     )
     if embeddings:
-        body["retrieval"] = asyncio.run(_retrieval(evalset, embeddings, targets.gateway))
+        body["retrieval"] = asyncio.run(_retrieval(evalset, embeddings, targets))
     result = report.envelope(body)
     report.print_arms(Console(), result["arms"])
     if "search" in result:
