@@ -12,7 +12,8 @@ import httpx
 import openai
 import pytest
 
-from sift_common.gateway_client import GatewayClient, GatewayRequestError
+from sift_common.classify import is_transient
+from sift_common.gateway_client import GatewayAuthError, GatewayClient
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.gateway import (
     HI,
@@ -242,10 +243,16 @@ async def test_the_services_gateway_client_sends_its_key(
     async with GatewayClient(gateway.url, api_key=INFERENCE_KEY) as keyed:
         assert (await keyed.chat(HI, model="chat")).content
     async with GatewayClient(gateway.url) as anonymous:
-        with pytest.raises(GatewayRequestError) as refused:
+        with pytest.raises(GatewayAuthError) as refused:
             await anonymous.chat(HI, model="chat")
     assert refused.value.status == 401
     assert refused.value.code == "invalid_api_key"
+    assert is_transient(refused.value)  # the key is wrong, not the work: retried, not dead
+    async with GatewayClient(gateway.url, api_key=BACKFILL_KEY) as capped:
+        with pytest.raises(GatewayAuthError) as above_cap:
+            await capped.chat(HI, model="chat", priority="interactive")
+    assert above_cap.value.status == 403
+    assert above_cap.value.code == "priority_not_allowed"
 
 
 async def test_without_keys_a_development_gateway_stays_open(

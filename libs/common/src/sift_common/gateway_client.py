@@ -5,7 +5,9 @@ unavailable or slow is a `GatewayUnavailableError` (transient → retry ladder);
 (its queue full, or an upstream's 429: a 429, or a 503 with code `overloaded`) it is a
 `GatewayOverloadedError`, retried after its `Retry-After` without spending the retry budget;
 a request the gateway refuses (4xx) is a `GatewayRequestError` (not transient: retrying the same
-request cannot help).
+request cannot help). A refused key (401, or 403: a scope or priority the key lacks) is a
+`GatewayAuthError`: the service's `SIFT_GATEWAY_API_KEY` is wrong, not the work, so the work
+waits on the retry ladder while an operator fixes the key instead of being dead-lettered.
 """
 
 from types import TracebackType
@@ -28,6 +30,15 @@ class GatewayUnavailableError(TransientError):
 
 class GatewayOverloadedError(GatewayUnavailableError, OverloadedError):
     """The gateway is at capacity and said when to come back (`retry_after_s`)."""
+
+
+class GatewayAuthError(GatewayUnavailableError):
+    """The gateway refused this service's key (401) or what it asked for with it (403)."""
+
+    def __init__(self, status: int, message: str, code: str | None) -> None:
+        super().__init__(f"the gateway refused SIFT_GATEWAY_API_KEY ({status} {code}): {message}")
+        self.status = status
+        self.code = code
 
 
 class GatewayRequestError(SiftError):
@@ -207,6 +218,8 @@ class GatewayClient:
             )
         if response.status_code in TRANSIENT_STATUS:
             raise GatewayUnavailableError(f"gateway answered {response.status_code}: {message}")
+        if response.status_code in (401, 403):
+            raise GatewayAuthError(response.status_code, message, error.get("code"))
         raise GatewayRequestError(
             response.status_code, message, error.get("code"), error.get("param")
         )
