@@ -4,5 +4,6 @@
   file re-read when it changes (rotation without a restart);
 - `buckets`: in-memory token buckets (failed attempts per client address, requests per key);
 - `guard`: `KeyGuard`, the one check every door runs (key, scope, throttles, metrics);
+- `key_settings`: `KeySettings`, a door's keys as its service's settings configure them;
 - `production`: what `SIFT_ENV=production` refuses at start-up.
 """

@@ -3,8 +3,8 @@ environment (`SIFT_<SERVICE>_API_KEYS`), one optional file (`..._API_KEYS_FILE`)
 
 With a file configured, the environment's table counts only when it was set explicitly (its
 development default, `dev-key`, does not follow a deployment that moved to a file). In
-production (`strict`), weak keys are refused, and so is a door without any key when the
-service requires one.
+production, weak keys are refused (at start-up, and in a rewritten key file), and so is a door
+without any key.
 """
 
 from dataclasses import dataclass
