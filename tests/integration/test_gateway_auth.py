@@ -35,11 +35,13 @@ INFERENCE_KEY = "i" * 40
 ADMIN_KEY = "a" * 40
 BACKFILL_KEY = "b" * 40
 SLOW_KEY = "r" * 40
+THRIFTY_KEY = "t" * 40
 KEYS: dict[str, Any] = {
     INFERENCE_KEY: {"name": "analyzer", "priority": "normal"},
     ADMIN_KEY: {"name": "operator", "scopes": ["admin"]},
     BACKFILL_KEY: {"name": "batch", "priority": "backfill"},
     SLOW_KEY: {"name": "slow", "rate_per_s": 0.01},
+    THRIFTY_KEY: {"name": "thrifty", "tokens_per_minute": 6},
 }
 
 
@@ -209,6 +211,21 @@ async def test_a_key_with_a_rate_is_limited(
         assert_openai_error(limited, 429, code="rate_limit_exceeded")
         assert int(limited.headers["Retry-After"]) > 1
         assert (await http.get("/v1/models", headers=bearer(INFERENCE_KEY))).status_code == 200
+
+
+async def test_a_key_with_a_token_budget_is_limited_by_what_its_answers_used(
+    guarded: tuple[RunningGateway, FakeUpstream],
+) -> None:
+    gateway, _ = guarded
+    async with client(gateway) as http:
+        first = await chat(http, headers=bearer(THRIFTY_KEY))  # 5 prompt tokens and more
+        assert first.status_code == 200
+        usage = first.json()["usage"]
+        assert usage["prompt_tokens"] + usage["completion_tokens"] > 6
+        limited = await chat(http, headers=bearer(THRIFTY_KEY))
+        assert_openai_error(limited, 429, code="token_limit_exceeded")
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert (await chat(http, headers=bearer(INFERENCE_KEY))).status_code == 200
 
 
 async def test_keys_rotate_through_the_key_file_without_a_restart(

@@ -144,3 +144,16 @@ def test_a_key_with_a_rate_is_limited_and_others_are_not() -> None:
     for _ in range(20):
         guard.check(NEW_KEY, "10.0.0.1", "inference")
     assert failures(registry, "rate_limited") == 1
+
+
+def test_a_key_with_a_token_budget_waits_once_its_answers_spent_it() -> None:
+    guard, registry = guard_with({OLD_KEY: KeyEntry(name="digest", tokens_per_minute=60)})
+    key = guard.check(OLD_KEY, "10.0.0.1", "inference")
+    guard.charge(key, 40)
+    guard.check(OLD_KEY, "10.0.0.1", "inference")  # 20 left: still in budget
+    guard.charge(key, 80)  # an answer may overrun: the key is 60 tokens in debt now
+    with pytest.raises(Refused) as limited:
+        guard.check(OLD_KEY, "10.0.0.1", "inference")
+    assert limited.value.reason == "token_limited"
+    assert limited.value.retry_after_s == 61  # back above zero at one token per second
+    assert failures(registry, "token_limited") == 1

@@ -9,9 +9,13 @@ limit at once; a request without the header gets `normal`, or the key's class if
 less urgent. With no key configured (development only: production refuses to start so) the
 gateway is open and says so in its log at start-up.
 
+A key's `rate_per_s` limits its requests; its `tokens_per_minute` budget is charged with each
+answer's prompt + completion tokens (as the upstream reported them) once the answer is done,
+and a key in debt waits until the budget refills.
+
 Refusals are in OpenAI's envelope: 401 `invalid_api_key` (with `WWW-Authenticate: Bearer`),
-403 `insufficient_scope` / `priority_not_allowed`, 429 `too_many_failed_attempts` or
-`rate_limit_exceeded` with `Retry-After`.
+403 `insufficient_scope` / `priority_not_allowed`, 429 `too_many_failed_attempts`,
+`rate_limit_exceeded` or `token_limit_exceeded` with `Retry-After`.
 """
 
 import logging
@@ -23,6 +27,7 @@ from sift_common.security.guard import KeyGuard, Refused
 from sift_common.security.keys import ApiKey
 from sift_gateway.admission import PriorityClass
 from sift_gateway.errors import ApiError
+from sift_gateway.outcome import OUTCOME_KEY
 from sift_gateway.validation import PRIORITY_HEADER, priority_class
 
 logger = logging.getLogger(__name__)
@@ -37,6 +42,7 @@ _REFUSALS = {
     "forbidden": (403, "permission_error", "insufficient_scope"),
     "throttled": (429, "rate_limit_error", "too_many_failed_attempts"),
     "rate_limited": (429, "rate_limit_error", "rate_limit_exceeded"),
+    "token_limited": (429, "rate_limit_error", "token_limit_exceeded"),
 }
 
 
@@ -69,7 +75,12 @@ async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse
         raise refusal(refused) from None
     if scope == INFERENCE:
         request[PRIORITY_KEY] = allowed_priority(key, request.headers)
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    finally:
+        outcome = request.get(OUTCOME_KEY)
+        if outcome is not None:
+            guard.charge(key, (outcome.prompt_tokens or 0) + (outcome.completion_tokens or 0))
     return response
 
 

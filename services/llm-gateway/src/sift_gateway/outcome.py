@@ -4,12 +4,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from aiohttp import web
+
 from sift_gateway.metrics import GatewayMetrics
 from sift_gateway.request_log import LogRow, RequestLogWriter
 
 
 @dataclass
 class Outcome:
+    """What one request cost and how it went; the request keeps it under `OUTCOME_KEY`."""
+
     request_id: str
     endpoint: str
     model: str
@@ -73,3 +77,6 @@ class Outcome:
             error=self.error,
             created_at=datetime.now(UTC),
         )
+
+
+OUTCOME_KEY = web.RequestKey("sift_gateway_outcome", Outcome)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from sift_gateway.admission import PriorityClass
 from sift_gateway.errors import ApiError, model_not_found, unavailable, upstream_error
-from sift_gateway.outcome import Outcome
+from sift_gateway.outcome import OUTCOME_KEY, Outcome
 from sift_gateway.registry import ProfileRuntime
 from sift_gateway.state import GatewayState
 from sift_gateway.upstream import (
@@ -29,6 +29,7 @@ BodyFor = Callable[[ProfileRuntime], Awaitable[tuple[bytes, int]]]
 def observed(state: GatewayState, request: web.Request, endpoint: str) -> Iterator[Outcome]:
     """The request's Outcome; recorded (metrics, request log) however the request ends."""
     outcome = Outcome(request.headers.get("x-request-id") or uuid.uuid4().hex, endpoint, "-")
+    request[OUTCOME_KEY] = outcome  # the door charges its tokens to the caller's key
     try:
         yield outcome
     except ApiError as exc:

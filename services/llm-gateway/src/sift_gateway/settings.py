@@ -47,11 +47,11 @@ class GatewayServiceSettings(AuthSettings, DatabaseSettings):
         default_factory=dict,
         description=(
             "SIFT_GATEWAY_API_KEYS: JSON object mapping each `Authorization: Bearer` key (or "
-            "`sha256:<hex>` of one) → caller name, or → {name, scopes, priority, rate_per_s}: "
-            "scopes `inference` (the default) and `admin`; `priority` the most urgent "
-            "x-sift-priority class allowed (interactive, normal, backfill; unset: any); "
-            "`rate_per_s` an optional request rate. None (and no file): the gateway is open, "
-            "which production refuses."
+            "`sha256:<hex>` of one) → caller name, or → {name, scopes, priority, rate_per_s, "
+            "tokens_per_minute}: scopes `inference` (the default) and `admin`; `priority` the "
+            "most urgent x-sift-priority class allowed (interactive, normal, backfill; unset: "
+            "any); `rate_per_s` and `tokens_per_minute` optional limits. None (and no file): "
+            "the gateway is open, which production refuses."
         ),
     )
     gateway_api_keys_file: Path | None = Field(

@@ -48,6 +48,13 @@ class TokenBuckets:
         self._forget_some()
         return None
 
+    def spend(self, key: str, amount: float) -> None:
+        """Take `amount` tokens, into debt if need be (a cost known only afterwards)."""
+        bucket = self._refilled(key)
+        bucket.tokens -= amount
+        self._buckets[key] = bucket
+        self._forget_some()
+
     def _refilled(self, key: str) -> _Bucket:
         now = self._clock()
         bucket = self._buckets.pop(key, None)  # popped and put back: the dict stays in LRU order

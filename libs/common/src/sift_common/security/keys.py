@@ -5,7 +5,8 @@ each key to its caller:
 
     {"<key>": "analyst-1",
      "sha256:<64 hex digits>": {"name": "analyzer", "scopes": ["inference"],
-                                "priority": "normal", "rate_per_s": 50}}
+                                "priority": "normal", "rate_per_s": 50,
+                                "tokens_per_minute": 200000}}
 
 A plain string names the caller and gives it the service's default scopes. A `sha256:` entry
 is the SHA-256 of the key, so a key file need hold nothing secret (`python -m
@@ -42,6 +43,9 @@ class KeyEntry(BaseModel):
     scopes: list[str] | None = Field(default=None, description="Unset: the service's default.")
     priority: str | None = Field(default=None, description="Highest priority class allowed.")
     rate_per_s: float | None = Field(default=None, gt=0, description="Requests per second.")
+    tokens_per_minute: int | None = Field(
+        default=None, gt=0, description="Tokens (prompt + completion) per minute, where counted."
+    )
 
 
 KeyTable = dict[str, str | KeyEntry]
@@ -64,6 +68,7 @@ class ApiKey:
     scopes: frozenset[str]
     priority: str | None = None
     rate_per_s: float | None = None
+    tokens_per_minute: int | None = None
     plain_length: int | None = None  # None: given as a hash, its length is unknown
     is_dev_key: bool = False
 
@@ -89,6 +94,7 @@ def parse_keys(table: Mapping[str, str | KeyEntry], default_scopes: Iterable[str
                 scopes=scopes,
                 priority=entry.priority,
                 rate_per_s=entry.rate_per_s,
+                tokens_per_minute=entry.tokens_per_minute,
                 plain_length=None if hashed else len(secret),
                 is_dev_key=secret == DEV_KEY,
             )

@@ -29,6 +29,7 @@ _KINDS = {
     "forbidden": (403, "forbidden"),
     "throttled": (429, "too_many_failed_attempts"),
     "rate_limited": (429, "rate_limited"),
+    "token_limited": (429, "token_limit_exceeded"),
 }
 
 
