@@ -49,10 +49,18 @@ class Pace:
 
 
 async def feed_api(
-    url: str, ledger: Ledger, docs: list[FedDocument], stats: FeedStats, spread_s: float = 0.0
+    url: str,
+    ledger: Ledger,
+    docs: list[FedDocument],
+    stats: FeedStats,
+    spread_s: float = 0.0,
+    *,
+    batch: int = BATCH,
+    workers: int = 3,
 ) -> None:
-    """POST /v1/documents in small batches, a few in flight, each resent until accepted."""
-    batches = [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
+    """POST /v1/documents in batches of `batch`, `workers` requests in flight, each resent until
+    accepted."""
+    batches = [docs[i : i + batch] for i in range(0, len(docs), batch)]
     pace = Pace(len(batches), spread_s)
     async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=30) as http:
         queue: asyncio.Queue[tuple[int, list[FedDocument]]] = asyncio.Queue()
@@ -61,11 +69,11 @@ async def feed_api(
 
         async def worker() -> None:
             while not queue.empty():
-                index, batch = queue.get_nowait()
+                index, documents = queue.get_nowait()
                 await pace.wait(index)
-                await _post_until_accepted(http, ledger, batch, stats)
+                await _post_until_accepted(http, ledger, documents, stats)
 
-        await asyncio.gather(*(worker() for _ in range(3)))
+        await asyncio.gather(*(worker() for _ in range(workers)))
 
 
 async def _post_until_accepted(

@@ -36,6 +36,8 @@ RETRY_DELAYS_MS = "200,500,1000"  # the analyzer's ladder: a fault is ridden out
 # (~1.1 s here) with room for the renewal that meets Redis back: 3 s leaves ~0.9 s.
 LOCK_LEASE_MS = 3000
 SERVICE_ORDER = ("gateway", "archiver", "analyzer", "collector")
+# What a replica takes over from its first process's own settings (see `build_pipeline`).
+REPLICA_SETTINGS = ("SIFT_GATEWAY_URL", "SIFT_ARCHIVER_REFRESH_EVERY_S")
 FAKE_CHAT, REAL_CHAT = "fake-chat", "real-chat"  # the gateway's chat profile: FAKE or real
 FAST_PROFILE: dict[str, Any] = {
     "max_in_flight_per_replica": 64,
@@ -241,12 +243,19 @@ def stop_services(pipeline: Pipeline, timeout_s: float = 10.0) -> None:
 
 async def add_analyzer_replicas(rig: Rig, count: int) -> list[str]:
     """Start `count` more analyzer processes (analyzer-2, …) beside the first; their names."""
-    gateway_url = rig.pipeline.services["gateway"].url
+    return await add_replicas(rig, "analyzer", count)
+
+
+async def add_replicas(rig: Rig, program: str, count: int) -> list[str]:
+    """Start `count` more `program` processes (analyzer-2, archiver-3, …) beside the first, with
+    its environment (the gateway's URL, the archiver's refresh setting); their names."""
+    first = rig.pipeline.services[program]
+    extra = {key: value for key, value in (first.env or {}).items() if key in REPLICA_SETTINGS}
     names = []
     for number in range(2, 2 + count):
-        name = f"analyzer-{number}"
+        name = f"{program}-{number}"
         if name not in rig.pipeline.services:
-            rig.pipeline.add(name, {"SIFT_GATEWAY_URL": gateway_url}, program="analyzer")
+            rig.pipeline.add(name, extra, program=program)
             rig.pipeline.start(name)
         names.append(name)
     for name in names:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-MARKER = re.compile(r"LGR[0-9a-f]{8}x[0-9]{4}")
+MARKER = re.compile(r"LGR[0-9a-f]{8}x[0-9]{4,}")  # 4 digits, more past 9999 documents
 FILLER = (
     "The committee met on Tuesday to review the quarterly figures and the plan for next year. "
     "Members asked for a clearer schedule and agreed to publish the minutes within a week."
