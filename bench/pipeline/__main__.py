@@ -1,0 +1,97 @@
+"""`python -m bench.pipeline [--smoke] [--parts overhead,storm,scaling] ...`: see the package's
+docstring (bench/pipeline/__init__.py) for what each part measures."""
+
+import argparse
+import asyncio
+import json
+import shlex
+import sys
+import tempfile
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.machine import describe
+from bench.pipeline import REPO_ROOT
+from bench.pipeline.bed import start_bed
+from bench.pipeline.parts import overhead, scaling, storm
+from bench.pipeline.report import lines
+
+PARTS = {"overhead": overhead, "storm": storm, "scaling": scaling}
+SMOKE = {"docs": 120, "storm_docs": 40, "scale_docs": 60, "replicas": [1, 2],
+         "ceiling_rows": 200}  # fmt: skip
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__)
+    ints = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
+    parser.add_argument("--parts", default="overhead,storm,scaling")
+    parser.add_argument("--docs", type=int, default=20_000, help="overhead: documents fed")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="offered documents/s (0: as fast as the ingest API takes them)",
+    )
+    parser.add_argument("--batch", type=int, default=50, help="documents per ingest request")
+    parser.add_argument("--storm-docs", type=int, default=1_000)
+    parser.add_argument("--scale-docs", type=int, default=4_000)
+    parser.add_argument("--replicas", type=ints, default=[1, 2, 4])
+    parser.add_argument(
+        "--ceiling-rows",
+        type=int,
+        default=3_000,
+        help="rows inserted to measure the store's HNSW write ceiling",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=1_800.0, help="seconds a part may wait for the store"
+    )
+    parser.add_argument("--smoke", action="store_true", help="every part at a tiny size")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench/results/pipeline.json")
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
+    args.parts = [part.strip() for part in args.parts.split(",") if part.strip()]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    return args
+
+
+def recorded(args: argparse.Namespace) -> dict[str, Any]:
+    """The arguments as the JSON keeps them (paths as text; the command line is kept apart)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "argv"}
+
+
+async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """Start the bed, run the parts in order, stop everything; the results."""
+    result: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["python", "-m", "bench.pipeline", *args.argv]),
+        "machine": describe(),
+        "args": recorded(args),
+    }
+    async with AsyncExitStack() as stack:
+        rig = await start_bed(root, stack)
+        result["startup_s"] = rig.startup_s
+        for part in args.parts:
+            print(f"{part} ...", flush=True)
+            result[part] = await PARTS[part](rig, args)
+    return result
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="sift-bench-pipeline-") as tmp:
+        result = asyncio.run(run(args, Path(tmp)))
+    print("\n".join(lines(result)))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

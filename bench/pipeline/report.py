@@ -1,0 +1,42 @@
+"""The table printed after a run (the JSON holds everything)."""
+
+from typing import Any
+
+
+def process_table(usage: dict[str, dict[str, float]]) -> list[str]:
+    lines = [f"    {'process':<14} {'CPU ms/doc':>10} {'cores':>6} {'peak RSS MB':>12}"]
+    for name, row in usage.items():
+        lines.append(f"    {name:<14} {row['cpu_ms_per_doc']:>10.3f} {row['cores']:>6.2f} "
+                     f"{row['peak_rss_mb']:>12.1f}")  # fmt: skip
+    return lines
+
+
+def lines(result: dict[str, Any]) -> list[str]:
+    out = [f"pipeline bench, {result['date']}, load {result['machine']['loadavg_at_start']}"]
+    if "overhead" in result:
+        o = result["overhead"]
+        t = o["ingest_to_commit"]
+        out += [
+            f"\noverhead: {o['docs']} docs, {o['docs_per_s']} docs/s end to end (target 1000), "
+            f"ingest→commit p50 {t['p50_s']} s, p99 {t['p99_s']} s",
+            f"  store insert ceiling with HNSW: {o['store_insert_ceiling_rows_per_s']} rows/s; "
+            f"{o['embedding_rows_per_doc']} embedding rows/doc; pipeline ÷ ceiling "
+            f"{o['rate_over_ceiling']} (target 0.9)",
+            *process_table(o["processes"]),
+        ]
+    if "storm" in result:
+        s = result["storm"]
+        out.append(
+            f"\nstorm: {s['unique_docs']} docs × {s['copies']} to {s['analyzers']} analyzers: "
+            f"LLM calls/unique {s['llm_calls_at_fake_per_unique']} at the FAKE, "
+            f"{s['llm_calls_at_gateway_per_unique']} at the gateway (target 1.00); "
+            f"lost {s['lost']}, duplicate rows {s['duplicate_rows']}"
+        )
+    if "scaling" in result:
+        out.append(f"\nscaling: {result['scaling']['docs_per_step']} docs per step")
+        out.append(f"  {'replicas':>8} {'docs/s':>8} {'p50 s':>7} {'p99 s':>7}  limit")
+        for step in result["scaling"]["steps"]:
+            t = step["ingest_to_commit"]
+            out.append(f"  {step['replicas']:>8} {step['docs_per_s']:>8} {t['p50_s']:>7} "
+                       f"{t['p99_s']:>7}  {step['limit']}")  # fmt: skip
+    return out
