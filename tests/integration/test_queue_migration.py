@@ -58,8 +58,9 @@ async def declare_as_an_older_sift(
         for declaration in topology.declarations(spec):
             old = {k: v for k, v in declaration.arguments.items() if k not in AT_LEAST_ONCE}
             queue = await channel.declare_queue(declaration.name, durable=True, arguments=old)
-            if declaration.bind_to is not None:
-                await queue.bind(declaration.bind_to[0], routing_key=declaration.bind_to[1])
+            for exchange, routing_key in declaration.bindings:
+                if exchange != topology.retry_exchange:  # an older Sift had none
+                    await queue.bind(exchange, routing_key=routing_key)
         work = await channel.get_queue(topology.work_queue(spec))
         await work.bind(events, routing_key=spec.routing_key)
 

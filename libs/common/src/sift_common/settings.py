@@ -90,6 +90,15 @@ class RabbitSettings(SiftSettings):
             "Prefix of every exchange and queue name (SIFT_NAMESPACE); empty in production."
         ),
     )
+    rabbit_declare: Literal["all", "own"] = Field(
+        default="all",
+        description=(
+            "What a service declares on the broker at start-up (SIFT_RABBIT_DECLARE): `all` "
+            "the whole topology (a user that may configure everything, as in development); "
+            "`own` only its work queues, checking the rest exists (a least-privilege user "
+            "made by `sift broker provision`, docs/security.md)."
+        ),
+    )
     handler_budget_s: float = Field(
         default=900.0,
         gt=0,

@@ -98,7 +98,12 @@ class Analyzer:
             shutdown.on_stop("redis", self.redis.aclose)
             shutdown.on_stop("gateway client", self.gateway.aclose)
             await start_consuming(
-                shutdown, self.broker, self.topology, self.inflight, self.settings
+                shutdown,
+                self.broker,
+                self.topology,
+                self.inflight,
+                self.settings,
+                service="analyzer",
             )
             logger.info("analyzer started", extra={"namespace": self.settings.namespace})
             yield

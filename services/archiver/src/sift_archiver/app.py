@@ -130,7 +130,12 @@ class Archiver:
             shutdown.on_stop("status connection", self.queue_depths.close)
             documents = await self._open_store(shutdown)
             await start_consuming(
-                shutdown, self.broker, self.topology, self.inflight, self.settings
+                shutdown,
+                self.broker,
+                self.topology,
+                self.inflight,
+                self.settings,
+                service="archiver",
             )
             shutdown.on_stop("open batch", documents.batcher.close)
             shutdown.on_stop("intake", self.inflight.stop_accepting)

@@ -89,7 +89,12 @@ class Collector:
         async with serving("collector", self.readiness) as shutdown:
             shutdown.on_stop("redis", self.redis.aclose)
             await start_consuming(
-                shutdown, self.broker, self.topology, self.inflight, self.settings
+                shutdown,
+                self.broker,
+                self.topology,
+                self.inflight,
+                self.settings,
+                service="collector",
             )
             if self.sources:
                 shutdown.background("source scheduler", self._scheduler().run_forever)

@@ -8,7 +8,11 @@ import logging
 from typing import Any, cast
 
 import aio_pika
-from aiormq.exceptions import ChannelPreconditionFailed
+from aiormq.exceptions import (
+    ChannelAccessRefused,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+)
 from faststream.rabbit import (
     Channel,
     ExchangeType,
@@ -20,6 +24,7 @@ from faststream.rabbit import (
 
 from sift_common.contracts import Event
 from sift_common.errors import ConfigError
+from sift_common.messaging.catalog import consumed_by
 from sift_common.messaging.topology import ConsumerQueue, Topology
 
 SCHEMA_VERSION_HEADER = "x-sift-schema-version"
@@ -39,7 +44,15 @@ def make_broker(rabbit_url: str, *, log_level: int = logging.DEBUG) -> RabbitBro
 
 
 def event_exchange(topology: Topology) -> RabbitExchange:
-    return RabbitExchange(topology.exchange, type=ExchangeType.TOPIC, durable=True)
+    # Never declared by FastStream (a passive check only): `declare_topology` declared it, and
+    # a service's broker user may not configure exchanges (privileges.py).
+    return RabbitExchange(topology.exchange, type=ExchangeType.TOPIC, durable=True, declare=False)
+
+
+def retry_exchange(topology: Topology) -> RabbitExchange:
+    return RabbitExchange(
+        topology.retry_exchange, type=ExchangeType.TOPIC, durable=True, declare=False
+    )
 
 
 def dead_letter_exchange(topology: Topology) -> RabbitExchange:
@@ -60,9 +73,15 @@ def work_queue(topology: Topology, spec: ConsumerQueue) -> RabbitQueue:
     )
 
 
-async def declare_topology(rabbit_url: str, topology: Topology) -> None:
+async def declare_topology(
+    rabbit_url: str, topology: Topology, *, service: str | None = None
+) -> None:
     """Declare every exchange and queue of the system (idempotent; run by each service at
     start-up so no event is ever published before its consumers' queues exist).
+
+    With `service` (SIFT_RABBIT_DECLARE=own, a broker user limited to its service's queues),
+    only that service's work queues are declared and bound; the exchanges and the other queues
+    must exist already (`sift broker provision` declared them) and are only checked.
 
     On a connection of its own, not through the FastStream broker: FastStream caches a declared
     queue with the channel that declared it and hands that object to a later subscriber of the
@@ -73,38 +92,69 @@ async def declare_topology(rabbit_url: str, topology: Topology) -> None:
     with a `ConfigError` that says how to move it over."""
     connection = await aio_pika.connect(rabbit_url, timeout=30)
     try:
-        await _declare_all(connection, topology)
+        if service is None:
+            await _declare_all(connection, topology)
+        else:
+            await _declare_own(connection, topology, service)
     except ChannelPreconditionFailed as exc:
         raise ConfigError(
             f"the broker holds a queue declared with other arguments ({exc}); stop the "
             "services and run `sift queues migrate` (docs/reliability.md): it keeps every message"
         ) from exc
+    except (ChannelNotFoundEntity, ChannelAccessRefused) as exc:
+        raise ConfigError(
+            f"the broker's topology is missing or this user may not use it ({exc}); run "
+            "`sift broker provision` (docs/security.md), or SIFT_RABBIT_DECLARE=all with a "
+            "user that may configure everything"
+        ) from exc
     finally:
         await connection.close()
 
 
+async def declare_exchanges(
+    channel: aio_pika.abc.AbstractChannel, topology: Topology
+) -> dict[str, aio_pika.abc.AbstractExchange]:
+    """The event, dead-letter and retry exchanges, by name."""
+    kinds = (aio_pika.ExchangeType.TOPIC, aio_pika.ExchangeType.DIRECT, aio_pika.ExchangeType.TOPIC)
+    return {
+        name: await channel.declare_exchange(name, kind, durable=True)
+        for name, kind in zip(topology.exchanges(), kinds, strict=True)
+    }
+
+
 async def _declare_all(connection: aio_pika.abc.AbstractConnection, topology: Topology) -> None:
     channel = await connection.channel()
-    events = await channel.declare_exchange(
-        topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    dead_letters = await channel.declare_exchange(
-        topology.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
-    )
-    exchanges = {topology.exchange: events, topology.dead_letter_exchange: dead_letters}
+    exchanges = await declare_exchanges(channel, topology)
     for spec in topology.consumer_queues:
         for declaration in topology.declarations(spec):
             queue = await channel.declare_queue(
                 declaration.name, durable=True, arguments=declaration.arguments
             )
-            if declaration.bind_to is not None:
-                exchange_name, routing_key = declaration.bind_to
+            for exchange_name, routing_key in declaration.bindings:
                 await queue.bind(exchanges[exchange_name], routing_key=routing_key)
-        consumed = work_queue(topology, spec)  # the very arguments its subscriber declares
-        work = await channel.declare_queue(
-            consumed.name, durable=True, arguments=consumed.arguments
-        )
-        await work.bind(events, routing_key=spec.routing_key)
+        await _declare_work_queue(channel, topology, spec)
+
+
+async def _declare_own(
+    connection: aio_pika.abc.AbstractConnection, topology: Topology, service: str
+) -> None:
+    """Check the exchanges and every queue exist (passive declares need no permission), then
+    declare the service's own work queues: that declare compares their arguments."""
+    channel = await connection.channel()
+    for name in topology.exchanges():
+        await channel.declare_exchange(name, passive=True)
+    for name in topology.declared_names():
+        await channel.declare_queue(name, passive=True)
+    for spec in consumed_by(topology, service):
+        await _declare_work_queue(channel, topology, spec)
+
+
+async def _declare_work_queue(
+    channel: aio_pika.abc.AbstractChannel, topology: Topology, spec: ConsumerQueue
+) -> None:
+    consumed = work_queue(topology, spec)  # the very arguments its subscriber declares
+    work = await channel.declare_queue(consumed.name, durable=True, arguments=consumed.arguments)
+    await work.bind(topology.exchange, routing_key=spec.routing_key)
 
 
 def persistent_copy(
@@ -151,6 +201,7 @@ async def publish_event(
 
 async def publish_to_queue(
     broker: RabbitBroker,
+    topology: Topology,
     queue_name: str,
     body: bytes,
     *,
@@ -159,9 +210,12 @@ async def publish_to_queue(
     message_id: str | None,
     correlation_id: str | None,
 ) -> None:
-    """Publish raw bytes straight to one queue (through the default exchange), confirmed."""
+    """Publish raw bytes to one of the topology's retry queues or DLQs, confirmed: through the
+    retry exchange, where each is bound by its own name (not the default exchange, whose write
+    permission would reach every queue)."""
     await broker.publish(
         body,
+        exchange=retry_exchange(topology),
         routing_key=queue_name,
         persist=True,
         mandatory=True,

@@ -159,6 +159,7 @@ async def _settle(
         }
     await publish_to_queue(
         broker,
+        topology,
         target,
         body,
         headers=headers,

@@ -24,7 +24,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
 from sift_common.errors import ConfigError
-from sift_common.messaging.broker import persistent_copy
+from sift_common.messaging.broker import declare_exchanges, persistent_copy
 from sift_common.messaging.topology import QueueDeclaration, Topology
 
 logger = logging.getLogger(__name__)
@@ -59,10 +59,7 @@ async def migrate_queues(rabbit_url: str, topology: Topology) -> list[QueueMigra
     done: list[QueueMigration] = []
     try:
         channel = await connection.channel()
-        await channel.declare_exchange(topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-        await channel.declare_exchange(
-            topology.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
-        )
+        await declare_exchanges(channel, topology)
         await channel.close()
         for name in map(topology.work_queue, topology.consumer_queues):
             if await _exists(connection, name):  # before anything moves: all or nothing
@@ -118,8 +115,7 @@ async def _declare(
     queue = await channel.declare_queue(
         declaration.name, durable=True, arguments=declaration.arguments
     )
-    if declaration.bind_to is not None:
-        exchange, routing_key = declaration.bind_to
+    for exchange, routing_key in declaration.bindings:
         await queue.bind(exchange, routing_key=routing_key)
     spec = next((s for s in topology.consumer_queues if topology.work_queue(s) == queue.name), None)
     if spec is not None:  # a work queue: bound to the event exchange by its routing key

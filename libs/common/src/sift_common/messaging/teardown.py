@@ -12,7 +12,7 @@ async def delete_topology(rabbit_url: str, *topologies: Topology) -> None:
     them are dropped, so call this only on a namespace that is done. Deleting what does not
     exist is a no-op."""
     queues = {q.name for t in topologies for s in t.consumer_queues for q in t.declarations(s)}
-    exchanges = {name for t in topologies for name in (t.exchange, t.dead_letter_exchange)}
+    exchanges = {name for t in topologies for name in t.exchanges()}
     connection = await aio_pika.connect(rabbit_url, timeout=30)
     try:
         channel = await connection.channel()

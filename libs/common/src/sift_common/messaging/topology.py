@@ -6,6 +6,11 @@ consumer) goes to a direct dead-letter exchange and on to the queue's DLQ. Delay
 through a ladder of TTL queues that dead-letter back into the work queue via the default
 exchange, so a retried message reaches only the consumer that failed it.
 
+A consumer puts a message it retries or gives up on into one of its own retry queues or its DLQ
+through a third exchange, the topic exchange `sift.retry`, where each of those queues is bound
+by its own name: unlike the default exchange (which reaches every queue), a topic exchange lets
+the broker limit each service to its own queues' names (topic permissions, privileges.py).
+
 Every queue that dead-letters does so at least once (`x-dead-letter-strategy: at-least-once`,
 which needs `x-overflow: reject-publish`): by default a quorum queue dead-letters at most once,
 and a message expiring from a retry queue or passing the delivery limit during a leader change
@@ -117,7 +122,7 @@ PRODUCERS: dict[type[Event], tuple[str, ...]] = {
 class QueueDeclaration:
     name: str
     arguments: dict[str, Any]
-    bind_to: tuple[str, str] | None = None  # (exchange, routing key)
+    bindings: tuple[tuple[str, str], ...] = ()  # (exchange, routing key) pairs
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,15 @@ class Topology:
     @property
     def dead_letter_exchange(self) -> str:
         return f"{self.namespace}sift.dlx"
+
+    @property
+    def retry_exchange(self) -> str:
+        """The topic exchange a consumer parks a message through, into one of its retry
+        queues or its DLQ: each is bound by its own name."""
+        return f"{self.namespace}sift.retry"
+
+    def exchanges(self) -> tuple[str, ...]:
+        return (self.exchange, self.dead_letter_exchange, self.retry_exchange)
 
     def resolve(self, spec: ConsumerQueue[EventT]) -> ConsumerQueue[EventT]:
         """This topology's queue named like `spec`: its retry settings may differ (tests
@@ -160,11 +174,12 @@ class Topology:
         """The DLQ, the retry ladder and the work queue of one consumer, in declaration order."""
         work = self.work_queue(spec)
         quorum = {"x-queue-type": "quorum"}
+        dead_letters = self.dead_letter_queue(spec)
         declared = [
             QueueDeclaration(
-                self.dead_letter_queue(spec),
+                dead_letters,
                 quorum,
-                bind_to=(self.dead_letter_exchange, work),
+                bindings=((self.dead_letter_exchange, work), (self.retry_exchange, dead_letters)),
             )
         ]
         declared += [
@@ -177,6 +192,7 @@ class Topology:
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": work,
                 },
+                bindings=((self.retry_exchange, self.retry_queue(spec, rung)),),
             )
             for rung, delay_ms in enumerate(spec.retry_delays_ms)
         ]

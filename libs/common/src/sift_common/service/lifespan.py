@@ -83,12 +83,16 @@ async def start_consuming(
     topology: Topology,
     inflight: InFlight,
     settings: RabbitSettings,
+    *,
+    service: str,
 ) -> None:
-    """Connect, declare the whole topology and start the subscribers. At exit, the messages in
+    """Connect, declare the whole topology (or `service`'s own queues, SIFT_RABBIT_DECLARE=own)
+    and start the subscribers. At exit, the messages in
     flight are drained first (`SIFT_DRAIN_TIMEOUT_S`), then the broker stops."""
     await broker.connect()
     shutdown.on_stop("broker", broker.stop)
-    await declare_topology(str(settings.rabbit_url), topology)
+    own = service if settings.rabbit_declare == "own" else None
+    await declare_topology(str(settings.rabbit_url), topology, service=own)
     await broker.start()
     drain_s = settings.drain_timeout_s
     shutdown.on_stop("messages in flight", lambda: inflight.drain(drain_s))

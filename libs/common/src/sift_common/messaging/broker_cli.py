@@ -1,0 +1,98 @@
+"""`sift broker`: least privilege on RabbitMQ (docs/security.md).
+
+    sift broker users                  each service user's permissions, as they would be set
+    sift broker provision              the vhost, the users, their permissions, the topology
+
+`provision` runs as the broker's administrator: `rabbitmqctl` (`--rabbitmqctl` for its path
+and node options) for the vhost and users, then SIFT_RABBIT_URL (an administrator's URL; its
+vhost is replaced by `--vhost`) to declare every exchange, queue and binding. Each service's
+password comes from SIFT_RABBIT_PASSWORD_<SERVICE> (SIFT_RABBIT_PASSWORD_UPSTREAM optional) or
+from `--passwords-file`, a JSON object {"collector": "...", ...}. Run again at will: it
+converges. Exit 1 when a step is refused (a queue of an older Sift: `sift queues migrate`),
+2 when the settings are wrong or the broker cannot be reached.
+"""
+
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import typer
+
+from sift_common.errors import ConfigError
+from sift_common.messaging.broker import declare_topology
+from sift_common.messaging.privileges import BrokerUser, broker_users
+from sift_common.messaging.provision import RabbitCtl, provision_users
+from sift_common.messaging.queues_cli import _run, _settings
+
+app = typer.Typer(
+    name="broker",
+    help="Least privilege on RabbitMQ: a vhost and one user per service.",
+    no_args_is_help=True,
+)
+PASSWORD_VARIABLE = "SIFT_RABBIT_PASSWORD_{}"  # noqa: S105 - a variable name
+
+
+@app.command()
+def users() -> None:
+    """Print each service user's permissions and topic permissions."""
+    _, topologies = _settings()
+    for user in broker_users(topologies[0]):
+        typer.echo(f"{user.name}\n  configure {user.configure}\n  write     {user.write}")
+        typer.echo(f"  read      {user.read}")
+        for topic in user.topics:
+            typer.echo(f"  topic {topic.exchange}: write {topic.write} read {topic.read}")
+
+
+@app.command()
+def provision(
+    vhost: Annotated[str, typer.Option(help="the vhost the services use")] = "sift",
+    rabbitmqctl: Annotated[
+        str, typer.Option(help="rabbitmqctl and its options, e.g. 'rabbitmqctl -n rabbit@host'")
+    ] = "rabbitmqctl",
+    passwords_file: Annotated[
+        Path | None, typer.Option(help='JSON {"collector": "<password>", ...}')
+    ] = None,
+) -> None:
+    """Create or update the vhost, the service users and the topology (idempotent)."""
+    rabbit_url, topologies = _settings()
+    admin_url = with_vhost(rabbit_url, vhost)
+    users = broker_users(topologies[0])
+    try:
+        passwords = read_passwords(users, passwords_file)
+        done = provision_users(
+            RabbitCtl(tuple(shlex.split(rabbitmqctl))),
+            vhost,
+            users,
+            passwords,
+            administrator=urlsplit(rabbit_url).username or "guest",
+        )
+        for line in done:
+            typer.echo(line)
+        for topology in topologies:
+            _run(declare_topology(admin_url, topology))
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"topology declared in vhost {vhost}; services connect as sift-<service>", err=True)
+
+
+def with_vhost(url: str, vhost: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
+def read_passwords(users: list[BrokerUser], path: Path | None) -> dict[str, str]:
+    """From the file when given, else from SIFT_RABBIT_PASSWORD_<SERVICE>."""
+    if path is not None:
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--passwords-file {path}: {exc}") from exc
+        if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
+            raise ConfigError(f"--passwords-file {path}: expected a JSON object of strings")
+        return {str(k): v for k, v in loaded.items()}
+    found = {u.service: os.environ.get(PASSWORD_VARIABLE.format(u.service.upper())) for u in users}
+    return {service: value for service, value in found.items() if value}
