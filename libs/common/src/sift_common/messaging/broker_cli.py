@@ -12,8 +12,6 @@ converges. Exit 1 when a step is refused (a queue of an older Sift: `sift queues
 2 when the settings are wrong or the broker cannot be reached.
 """
 
-import json
-import os
 import shlex
 from pathlib import Path
 from typing import Annotated
@@ -23,9 +21,10 @@ import typer
 
 from sift_common.errors import ConfigError
 from sift_common.messaging.broker import declare_topology
-from sift_common.messaging.privileges import BrokerUser, broker_users
+from sift_common.messaging.privileges import broker_users
 from sift_common.messaging.provision import RabbitCtl, provision_users
 from sift_common.messaging.queues_cli import _run, _settings
+from sift_common.security.passwords import read_passwords
 
 app = typer.Typer(
     name="broker",
@@ -61,7 +60,7 @@ def provision(
     admin_url = with_vhost(rabbit_url, vhost)
     users = broker_users(topologies[0])
     try:
-        passwords = read_passwords(users, passwords_file)
+        passwords = read_passwords([u.service for u in users], PASSWORD_VARIABLE, passwords_file)
         done = provision_users(
             RabbitCtl(tuple(shlex.split(rabbitmqctl))),
             vhost,
@@ -82,17 +81,3 @@ def provision(
 def with_vhost(url: str, vhost: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
-
-
-def read_passwords(users: list[BrokerUser], path: Path | None) -> dict[str, str]:
-    """From the file when given, else from SIFT_RABBIT_PASSWORD_<SERVICE>."""
-    if path is not None:
-        try:
-            loaded = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"--passwords-file {path}: {exc}") from exc
-        if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
-            raise ConfigError(f"--passwords-file {path}: expected a JSON object of strings")
-        return {str(k): v for k, v in loaded.items()}
-    found = {u.service: os.environ.get(PASSWORD_VARIABLE.format(u.service.upper())) for u in users}
-    return {service: value for service, value in found.items() if value}
