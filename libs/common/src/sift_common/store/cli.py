@@ -10,13 +10,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import asyncpg
 from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from sift_common.errors import ConfigError
+from sift_common.security.passwords import read_passwords
 from sift_common.settings import DatabaseSettings, load_settings
-from sift_common.store import migrate
+from sift_common.store import migrate, roles
 from sift_common.store.embedded import DEFAULT_DATA_DIR, stop_embedded_postgres
 from sift_common.store.engine import resolve_database_url
 
@@ -29,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     down = commands.add_parser("downgrade", help="migrate down (default: one step, -1)")
     down.add_argument("revision", nargs="?", default="-1")
     commands.add_parser("current", help="print the database's current revision")
+    commands.add_parser(
+        "roles",
+        help="create the group roles sift_archiver, sift_analyzer, sift_gateway, sift_reader and "
+        "set their privileges (after upgrade; idempotent); with SIFT_DB_PASSWORD_<ROLE> set "
+        "(ARCHIVER, ANALYZER, GATEWAY, READER), a login user <group>_login for each",
+    )
     commands.add_parser("url", help="print the database URL in use (password hidden)")
     commands.add_parser("stop-embedded", help="stop the embedded PostgreSQL server")
     return parser
@@ -47,6 +55,9 @@ async def _run(args: argparse.Namespace) -> None:
     url = resolve_database_url(load_settings(DatabaseSettings))
     if args.command == "url":
         print(_shown(url))
+    elif args.command == "roles":
+        for line in await _grant_roles(url):
+            print(line)
     elif args.command == "current":
         print(await migrate.current_revision(url) or "none (never migrated)")
     elif args.command == "upgrade":
@@ -59,6 +70,18 @@ async def _run(args: argparse.Namespace) -> None:
         print(f"done; now at {await migrate.current_revision(url) or 'base (empty)'}")
 
 
+async def _grant_roles(url: str) -> list[str]:
+    services = [role.removeprefix("sift_") for role in roles.ROLES]
+    passwords = read_passwords(services, "SIFT_DB_PASSWORD_{}", None)
+    connection = await asyncpg.connect(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        return await roles.grant_roles(connection, {f"sift_{s}": p for s, p in passwords.items()})
+    finally:
+        await connection.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Alembic reports each revision it runs through logging; show those lines as progress.
@@ -69,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sift-db: {exc}", file=sys.stderr)
         return 2
-    except (CommandError, SQLAlchemyError, OSError) as exc:
+    except (CommandError, SQLAlchemyError, asyncpg.PostgresError, OSError) as exc:
         # Expected operational failures get one line; anything else is a bug and crashes loudly.
         print(f"sift-db: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
