@@ -23,7 +23,7 @@ from sift_common.errors import ConfigError
 from sift_common.messaging.broker import declare_topology
 from sift_common.messaging.privileges import broker_users
 from sift_common.messaging.provision import RabbitCtl, provision_users
-from sift_common.messaging.queues_cli import _run, _settings
+from sift_common.messaging.queues_cli import broker_settings, on_broker
 from sift_common.security.passwords import read_passwords
 
 app = typer.Typer(
@@ -37,7 +37,7 @@ PASSWORD_VARIABLE = "SIFT_RABBIT_PASSWORD_{}"  # noqa: S105 - a variable name
 @app.command()
 def users() -> None:
     """Print each service user's permissions and topic permissions."""
-    _, topologies = _settings()
+    _, topologies = broker_settings()
     for user in broker_users(topologies[0]):
         typer.echo(f"{user.name}\n  configure {user.configure}\n  write     {user.write}")
         typer.echo(f"  read      {user.read}")
@@ -56,7 +56,7 @@ def provision(
     ] = None,
 ) -> None:
     """Create or update the vhost, the service users and the topology (idempotent)."""
-    rabbit_url, topologies = _settings()
+    rabbit_url, topologies = broker_settings()
     admin_url = with_vhost(rabbit_url, vhost)
     users = broker_users(topologies[0])
     try:
@@ -71,7 +71,7 @@ def provision(
         for line in done:
             typer.echo(line)
         for topology in topologies:
-            _run(declare_topology(admin_url, topology))
+            on_broker(declare_topology(admin_url, topology))
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc

@@ -39,8 +39,8 @@ ANALYZER_DELAYS_VARIABLE = "SIFT_ANALYZER_RETRY_DELAYS_MS"
 @app.command()
 def check() -> None:
     """List the queues that `sift queues migrate` would re-declare."""
-    rabbit_url, topologies = _settings()
-    outdated = sorted({q for t in topologies for q in _run(outdated_queues(rabbit_url, t))})
+    rabbit_url, topologies = broker_settings()
+    outdated = sorted({q for t in topologies for q in on_broker(outdated_queues(rabbit_url, t))})
     for name in outdated:
         typer.echo(name)
     if outdated:
@@ -59,10 +59,10 @@ def migrate(
         typer.echo("stop every Sift service first (a consumer attached refuses the migration), "
                    "then run again with --yes", err=True)  # fmt: skip
         raise typer.Exit(1)
-    rabbit_url, topologies = _settings()
+    rabbit_url, topologies = broker_settings()
     for topology in topologies:
         try:
-            done = _run(migrate_queues(rabbit_url, topology))
+            done = on_broker(migrate_queues(rabbit_url, topology))
         except ConfigError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc
@@ -71,7 +71,9 @@ def migrate(
     typer.echo("done: the services can start", err=True)
 
 
-def _settings() -> tuple[str, list[Topology]]:
+def broker_settings() -> tuple[str, list[Topology]]:
+    """SIFT_RABBIT_URL and the topologies to act on (the analyzer's own ladder too); exit 2
+    when the settings are wrong."""
     try:
         settings = load_settings(RabbitSettings)
         analyzer_ladder = _analyzer_delays()
@@ -99,7 +101,8 @@ def _analyzer_delays() -> tuple[int, ...] | None:
         ) from None
 
 
-def _run(work: Coroutine[Any, Any, T]) -> T:
+def on_broker(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`; exit 2 when the broker cannot be reached."""
     try:
         return asyncio.run(work)
     except (AMQPConnectionError, OSError) as exc:
