@@ -1,13 +1,16 @@
 """Least privilege on a private RabbitMQ node (never the developer's broker: users change here).
 
-`sift broker provision`'s steps make a vhost and a user per service; each user does its own
+`sift broker provision` makes a vhost and a user per service; each user does its own
 work (declares and consumes its queues, publishes its events, parks a failed message on its
 retry ladder) and nothing else: a forged event published with another service's credentials
 is refused by the broker and never reaches the archiver's queue."""
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import aio_pika
 import pytest
@@ -34,9 +37,13 @@ from tests.support.rabbit import rabbit_channel, ready_count, sample_event, wait
 pytestmark = pytest.mark.integration
 
 VHOST = "sift"
-# Short ladders: a retried message comes back within the test.
+SIFT = Path(sys.executable).with_name("sift")  # the console script operators run
+# A short analyzer ladder (SIFT_ANALYZER_RETRY_DELAYS_MS): a retried message comes back at once.
 TOPOLOGY = Topology(
-    consumer_queues=tuple(replace(spec, retry_delays_ms=(200,)) for spec in ALL_CONSUMER_QUEUES)
+    consumer_queues=tuple(
+        replace(spec, retry_delays_ms=(200,)) if spec.consumer == "analyzer" else spec
+        for spec in ALL_CONSUMER_QUEUES
+    )
 )
 PASSWORDS = {"collector": "c-secret", "analyzer": "a-secret", "archiver": "r-secret"}
 
@@ -55,13 +62,24 @@ def private_rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Private
 
 
 @pytest.fixture(scope="module")
-def provisioned(private_rabbit: PrivateRabbit, ctl: RabbitCtl) -> str:
-    """The admin URL of the provisioned vhost, the provisioning run twice (idempotent)."""
-    admin_url = with_vhost(private_rabbit.url, VHOST)
+def provisioned(private_rabbit: PrivateRabbit) -> str:
+    """The admin URL of the vhost `sift broker provision` made, run twice (it converges)."""
+    env = {
+        **private_rabbit.env,
+        "SIFT_RABBIT_URL": private_rabbit.url,
+        "SIFT_NAMESPACE": "",
+        "SIFT_ANALYZER_RETRY_DELAYS_MS": "200",
+        **{f"SIFT_RABBIT_PASSWORD_{s.upper()}": p for s, p in PASSWORDS.items()},
+    }
+    rabbitmqctl = f"{private_rabbit.sbin / 'rabbitmqctl'} -n {private_rabbit.node}"
     for _ in range(2):
-        provision_users(ctl, VHOST, broker_users(TOPOLOGY), PASSWORDS, administrator="guest")
-        asyncio.run(declare_topology(admin_url, TOPOLOGY))
-    return admin_url
+        run = subprocess.run(
+            [str(SIFT), "broker", "provision", "--vhost", VHOST, "--rabbitmqctl", rabbitmqctl],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert "sift-archiver: password, permissions and topic permissions set" in run.stdout
+    return with_vhost(private_rabbit.url, VHOST)
 
 
 def as_service(admin_url: str, service: str) -> str:
