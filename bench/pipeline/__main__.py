@@ -47,6 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=1_800.0, help="seconds a part may wait for the store"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy every Python service while each part feeds; raw stacks "
+        "and a summary of the top frames go here (and into the JSON)",
+    )
     parser.add_argument("--smoke", action="store_true", help="every part at a tiny size")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench/results/pipeline.json")
     args = parser.parse_args(argv)

@@ -10,6 +10,7 @@ from typing import Any
 from bench.archive import insert_ceiling
 from bench.pipeline.bed import processes, set_replicas
 from bench.pipeline.measure import OTHER, Meter, checked_effect, latencies, wait_stored
+from bench.pipeline.profile import Profiler
 from sift_archiver.pool import init_connection
 from sift_common.messaging.topology import Topology
 from tests.faults.feeding import FeedStats, collected_body, feed_api, publish_amqp
@@ -37,12 +38,14 @@ async def feed_and_measure(
     stats = FeedStats()
     spread = docs / args.rate if args.rate else 0.0
     collector = rig.pipeline.services["collector"].url
+    profiler = Profiler(rig, args.profile / what) if args.profile else None
     with Meter(processes(rig)) as meter:
         started = time.time()
         await feed_api(collector, ledger, fed, stats, spread, batch=args.batch, workers=4)
         fed_s = time.time() - started
         await wait_stored(rig, ledger, args.timeout)
         usage = meter.result(docs)
+    profile = profiler.stop() if profiler else None
     effect = await checked_effect(rig, ledger, what)
     timing = await latencies(rig, ledger)
     wall = timing.pop("last_commit") - started
@@ -50,6 +53,7 @@ async def feed_and_measure(
         "docs": docs, "docs_per_s": round(docs / wall, 1), "wall_s": round(wall, 2),
         "feed_s": round(fed_s, 2), "ingest_to_commit": timing, "processes": usage,
         "feeding": {"requests": stats.requests, "resent": stats.resent}, "effect": effect,
+        **({"profile": profile} if profile else {}),
     }  # fmt: skip
 
 

@@ -11,6 +11,19 @@ def process_table(usage: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
+def profile_lines(profile: dict[str, Any]) -> list[str]:
+    """Each profiled service's top frames by inclusive share (the program's own entry frames,
+    on every stack, left out)."""
+    out = []
+    for name, summary in profile.items():
+        frames = [f"{frame} {share:.0%}" for frame, share in summary.get("inclusive", [])
+                  if share < 0.95 * summary["inclusive"][0][1]][:5]  # fmt: skip
+        packages = [f"{package} {share:.0%}" for package, share in summary.get("packages", [])]
+        out.append(f"  profile {name} ({summary['samples']} samples): " + "; ".join(frames))
+        out.append("    by package: " + ", ".join(packages[:8]))
+    return out
+
+
 def lines(result: dict[str, Any]) -> list[str]:
     out = [f"pipeline bench, {result['date']}, load {result['machine']['loadavg_at_start']}"]
     if "overhead" in result:
@@ -23,6 +36,7 @@ def lines(result: dict[str, Any]) -> list[str]:
             f"{o['embedding_rows_per_doc']} embedding rows/doc; pipeline ÷ ceiling "
             f"{o['rate_over_ceiling']} (target 0.9)",
             *process_table(o["processes"]),
+            *profile_lines(o.get("profile", {})),
         ]
     if "storm" in result:
         s = result["storm"]
