@@ -16,13 +16,14 @@ import aio_pika
 import pytest
 from aiormq.exceptions import ChannelAccessRefused
 
+from scripts.processes import free_ports
 from sift_common.contracts import DocumentAnalyzed, DocumentCollected
 from sift_common.errors import ConfigError
 from sift_common.messaging.broker import declare_topology, make_broker, publish_event
 from sift_common.messaging.broker_cli import with_vhost
 from sift_common.messaging.consumer import subscribe
 from sift_common.messaging.privileges import broker_users
-from sift_common.messaging.provision import RabbitCtl, provision_users
+from sift_common.messaging.provision import ManagementApi, RabbitCtl, provision_users
 from sift_common.messaging.topology import (
     ALL_CONSUMER_QUEUES,
     ANALYZER_DOCUMENTS,
@@ -49,11 +50,23 @@ PASSWORDS = {"collector": "c-secret", "analyzer": "a-secret", "archiver": "r-sec
 
 
 @pytest.fixture(scope="module")
-def private_rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbit]:
+def management_port() -> int:
+    [port] = free_ports(1)
+    return port
+
+
+@pytest.fixture(scope="module")
+def private_rabbit(
+    tmp_path_factory: pytest.TempPathFactory, management_port: int
+) -> Iterator[PrivateRabbit]:
     try:
         rabbit = PrivateRabbit(tmp_path_factory.mktemp("rabbit"))
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
+    # The management plugin too, for provisioning over HTTP (as compose's broker has it).
+    (rabbit.root / "enabled_plugins").write_text("[rabbitmq_management].")
+    with (rabbit.root / "rabbitmq.conf").open("a") as config:
+        config.write(f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management_port}\n")
     try:
         rabbit.start()
         yield rabbit
@@ -62,8 +75,9 @@ def private_rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Private
 
 
 @pytest.fixture(scope="module")
-def provisioned(private_rabbit: PrivateRabbit) -> str:
-    """The admin URL of the vhost `sift broker provision` made, run twice (it converges)."""
+def provisioned(private_rabbit: PrivateRabbit, management_port: int) -> str:
+    """The admin URL of the vhost `sift broker provision` made, run twice (it converges):
+    through the management API, then through rabbitmqctl."""
     env = {
         **private_rabbit.env,
         "SIFT_RABBIT_URL": private_rabbit.url,
@@ -72,9 +86,12 @@ def provisioned(private_rabbit: PrivateRabbit) -> str:
         **{f"SIFT_RABBIT_PASSWORD_{s.upper()}": p for s, p in PASSWORDS.items()},
     }
     rabbitmqctl = f"{private_rabbit.sbin / 'rabbitmqctl'} -n {private_rabbit.node}"
-    for _ in range(2):
+    for admin in (
+        ["--management-url", f"http://127.0.0.1:{management_port}"],
+        ["--rabbitmqctl", rabbitmqctl],
+    ):
         run = subprocess.run(
-            [str(SIFT), "broker", "provision", "--vhost", VHOST, "--rabbitmqctl", rabbitmqctl],
+            [str(SIFT), "broker", "provision", "--vhost", VHOST, *admin],
             env=env, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
@@ -112,10 +129,14 @@ async def test_each_service_declares_its_own_queues_and_nothing_else(provisioned
 
 
 async def test_a_service_refuses_its_queue_of_an_older_sift(
-    private_rabbit: PrivateRabbit, ctl: RabbitCtl
+    private_rabbit: PrivateRabbit, management_port: int
 ) -> None:
     admin_url = with_vhost(private_rabbit.url, "older")
-    provision_users(ctl, "older", broker_users(TOPOLOGY), PASSWORDS, administrator="guest")
+    api = ManagementApi(f"http://127.0.0.1:{management_port}", "guest", "guest")
+    try:
+        provision_users(api, "older", broker_users(TOPOLOGY), PASSWORDS, administrator="guest")
+    finally:
+        api.close()
     await declare_topology(admin_url, TOPOLOGY)
     intake = TOPOLOGY.resolve(COLLECTOR_INTAKE)
     async with rabbit_channel(admin_url) as channel:  # as an older Sift declared it
@@ -124,6 +145,29 @@ async def test_a_service_refuses_its_queue_of_an_older_sift(
         await channel.declare_queue(TOPOLOGY.work_queue(intake), durable=True, arguments=old)
     with pytest.raises(ConfigError, match="sift queues migrate"):
         await declare_topology(as_service(admin_url, "collector"), TOPOLOGY, service="collector")
+
+
+async def test_provisioning_over_the_management_api_sets_the_same_privileges(
+    private_rabbit: PrivateRabbit, provisioned: str, ctl: RabbitCtl, management_port: int
+) -> None:
+    api = ManagementApi(f"http://127.0.0.1:{management_port}", "guest", "guest")
+    try:
+        for _ in range(2):
+            provision_users(
+                api, "viahttp", broker_users(TOPOLOGY), PASSWORDS, administrator="guest"
+            )
+    finally:
+        api.close()
+    for listing in ("list_permissions", "list_topic_permissions"):
+        by_ctl, by_http = (ctl(listing, "-p", vhost, "--quiet") for vhost in (VHOST, "viahttp"))
+        assert sorted(by_http.splitlines()) == sorted(by_ctl.splitlines())
+    await declare_topology(with_vhost(private_rabbit.url, "viahttp"), TOPOLOGY)
+    async with rabbit_channel(
+        as_service(with_vhost(private_rabbit.url, "viahttp"), "collector")
+    ) as channel:
+        events = await channel.get_exchange(TOPOLOGY.exchange, ensure=False)
+        with pytest.raises(ChannelAccessRefused):
+            await events.publish(aio_pika.Message(b"{}"), routing_key=DocumentAnalyzed.ROUTING_KEY)
 
 
 async def test_events_flow_through_their_producers_and_retries_stay_home(provisioned: str) -> None:

@@ -4,7 +4,8 @@
     sift broker provision              the vhost, the users, their permissions, the topology
 
 `provision` runs as the broker's administrator: `rabbitmqctl` (`--rabbitmqctl` for its path
-and node options) for the vhost and users, then SIFT_RABBIT_URL (an administrator's URL; its
+and node options) or, with `--management-url`, the management plugin's HTTP API (as the user
+of SIFT_RABBIT_URL) for the vhost and users; then SIFT_RABBIT_URL (an administrator's URL; its
 vhost is replaced by `--vhost`) to declare every exchange, queue and binding. Each service's
 password comes from SIFT_RABBIT_PASSWORD_<SERVICE> (SIFT_RABBIT_PASSWORD_UPSTREAM optional) or
 from `--passwords-file`, a JSON object {"collector": "...", ...}. Run again at will: it
@@ -15,14 +16,14 @@ converges. Exit 1 when a step is refused (a queue of an older Sift: `sift queues
 import shlex
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import typer
 
 from sift_common.errors import ConfigError
 from sift_common.messaging.broker import declare_topology
 from sift_common.messaging.privileges import broker_users
-from sift_common.messaging.provision import RabbitCtl, provision_users
+from sift_common.messaging.provision import ManagementApi, RabbitCtl, provision_users
 from sift_common.messaging.queues_cli import broker_settings, on_broker
 from sift_common.security.passwords import read_passwords
 
@@ -51,6 +52,10 @@ def provision(
     rabbitmqctl: Annotated[
         str, typer.Option(help="rabbitmqctl and its options, e.g. 'rabbitmqctl -n rabbit@host'")
     ] = "rabbitmqctl",
+    management_url: Annotated[
+        str | None,
+        typer.Option(help="the management API instead of rabbitmqctl, e.g. http://rabbitmq:15672"),
+    ] = None,
     passwords_file: Annotated[
         Path | None, typer.Option(help='JSON {"collector": "<password>", ...}')
     ] = None,
@@ -59,15 +64,14 @@ def provision(
     rabbit_url, topologies = broker_settings()
     admin_url = with_vhost(rabbit_url, vhost)
     users = broker_users(topologies[0])
+    url = urlsplit(rabbit_url)
+    administrator, password = unquote(url.username or "guest"), unquote(url.password or "")
+    admin: RabbitCtl | ManagementApi = RabbitCtl(tuple(shlex.split(rabbitmqctl)))
+    if management_url is not None:
+        admin = ManagementApi(management_url, administrator, password)
     try:
         passwords = read_passwords([u.service for u in users], PASSWORD_VARIABLE, passwords_file)
-        done = provision_users(
-            RabbitCtl(tuple(shlex.split(rabbitmqctl))),
-            vhost,
-            users,
-            passwords,
-            administrator=urlsplit(rabbit_url).username or "guest",
-        )
+        done = provision_users(admin, vhost, users, passwords, administrator=administrator)
         for line in done:
             typer.echo(line)
         for topology in topologies:
@@ -75,6 +79,9 @@ def provision(
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
+    finally:
+        if isinstance(admin, ManagementApi):
+            admin.close()
     typer.echo(f"topology declared in vhost {vhost}; services connect as sift-<service>", err=True)
 
 
