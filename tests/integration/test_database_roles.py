@@ -3,13 +3,23 @@ and nothing more (checked with SET ROLE, so no login or password setup is needed
 granting twice converges."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from sift_archiver.pool import init_connection
+from sift_archiver.rows import batch_rows
+from sift_archiver.writer import write_batch
+from sift_common.skip import AnalysisStateRepository
 from sift_common.store.migrate import upgrade
 from sift_common.store.roles import ANALYZER, ARCHIVER, GATEWAY, READER, grant_roles
+from sift_gateway.request_log import COLUMNS, LogRow
+from tests.support.archiver import analyzed
 
 pytestmark = pytest.mark.integration
 
@@ -53,17 +63,23 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-async def owner(fresh_database: str) -> AsyncIterator[asyncpg.Connection]:
-    await upgrade(fresh_database)
-    dsn = make_url(fresh_database).set(drivername="postgresql")
+@asynccontextmanager
+async def owner_connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    dsn = make_url(database_url).set(drivername="postgresql")
     connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
     try:
-        await grant_roles(connection)
-        await grant_roles(connection)  # idempotent
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def owner(fresh_database: str) -> AsyncIterator[asyncpg.Connection]:
+    await upgrade(fresh_database)
+    async with owner_connection(fresh_database) as connection:
+        await grant_roles(connection)
+        await grant_roles(connection)  # idempotent
+        yield connection
 
 
 async def runs(connection: asyncpg.Connection, role: str, statement: str) -> bool:
@@ -95,3 +111,52 @@ async def test_login_users_join_their_group(owner: asyncpg.Connection) -> None:
     assert await runs(owner, "sift_reader_login", READ_DOCUMENTS)
     assert not await runs(owner, "sift_reader_login", DOCUMENT)
     await grant_roles(owner, {READER: "another-password"})  # an existing login: updated
+
+
+async def test_the_archivers_own_batch_write_runs_as_sift_archiver(
+    owner: asyncpg.Connection,
+) -> None:
+    """The archiver's real writer (documents, analyses, entities, links, embeddings, all
+    upserts) under the role alone."""
+    await init_connection(owner)
+    event = analyzed("Acme beats estimates", "Acme rose 4%.", entities=(("company", "Acme", 60.0),))
+    rows = batch_rows([event], words=50, overlap=10)
+    await owner.execute(f"SET ROLE {ARCHIVER}")
+    try:
+        result = await write_batch(owner, rows, "embed", [[0.1] * 384 for _ in rows.chunks])
+        again = await write_batch(owner, rows, "embed", [[0.1] * 384 for _ in rows.chunks])
+    finally:
+        await owner.execute("RESET ROLE")
+    assert result.rows["documents"] == again.rows["documents"] == 1
+    assert result.duplicates == again.duplicates == 0
+
+
+async def test_the_gateways_binary_copy_runs_as_sift_gateway(owner: asyncpg.Connection) -> None:
+    row = LogRow("r1", "chat", "m", None, 200, 1, 2, 3.0, None, None, datetime.now(UTC))
+    await owner.execute(f"SET ROLE {GATEWAY}")
+    try:
+        await owner.copy_records_to_table(
+            "request_logs", schema_name="gateway", columns=COLUMNS, records=[row.as_record()]
+        )
+    finally:
+        await owner.execute("RESET ROLE")
+    assert await owner.fetchval("SELECT count(*) FROM gateway.request_logs") == 1
+
+
+async def test_the_analyzers_state_repository_runs_as_sift_analyzer(fresh_database: str) -> None:
+    await upgrade(fresh_database)
+    async with owner_connection(fresh_database) as owner:
+        await grant_roles(owner)
+    engine = create_async_engine(
+        fresh_database, connect_args={"server_settings": {"role": ANALYZER}}
+    )
+    try:
+        async with engine.connect() as connection:
+            assert await connection.scalar(text("SELECT current_user")) == ANALYZER
+        state = AnalysisStateRepository(async_sessionmaker(engine, expire_on_commit=False))
+        await state.record_attempt("work-1", fencing_token=5)
+        assert await state.record_success("work-1", 5, "ref")
+        assert not await state.record_failure("work-1", 4, "an older holder")  # fenced out
+        assert (await state.get("work-1")) is not None
+    finally:
+        await engine.dispose()
