@@ -48,9 +48,9 @@ def compose() -> dict[str, Any]:
 
 def test_every_service_is_there_with_a_healthcheck(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == INFRA | set(VLLM) | set(SETTINGS) | {"migrate"}
+    assert set(services) == INFRA | set(VLLM) | set(SETTINGS) | set(JOBS)
     for name, service in services.items():
-        if name != "migrate":  # a one-shot job: it ends, and the others wait for that
+        if name not in JOBS:  # one-shot jobs end, and the others wait for that
             assert service["healthcheck"]["test"], name
     for name, profile in VLLM.items():
         assert services[name]["profiles"] == [profile]
@@ -60,21 +60,27 @@ def test_every_service_is_there_with_a_healthcheck(compose: dict[str, Any]) -> N
 
 
 HEALTHY, DONE = "service_healthy", "service_completed_successfully"
+JOBS = {  # one-shot: the command, and what it needs to have started
+    "migrate": (["sh", "-c", "sift-db upgrade && sift-db roles"], {"postgres": HEALTHY}),
+    "broker-provision": (["sift", "broker", "provision"], {"rabbitmq": HEALTHY}),
+    "redis-provision": (["sift", "redis", "provision"], {"redis": HEALTHY}),
+}
 
 
 def test_services_wait_for_their_dependencies(compose: dict[str, Any]) -> None:
     services = compose["services"]
+    broker, redis = {"broker-provision": DONE}, {"redis-provision": DONE}
     needs = {
-        "migrate": {"postgres": HEALTHY},
+        **{job: wanted for job, (_, wanted) in JOBS.items()},
         "gateway": {"migrate": DONE, **dict.fromkeys(VLLM, HEALTHY)},
-        "collector": {"rabbitmq": HEALTHY, "redis": HEALTHY},
-        "analyzer": {"rabbitmq": HEALTHY, "redis": HEALTHY, "migrate": DONE, "gateway": HEALTHY},
-        "archiver": {"rabbitmq": HEALTHY, "migrate": DONE, "gateway": HEALTHY},
+        "collector": {**broker, **redis},
+        "analyzer": {**broker, **redis, "migrate": DONE, "gateway": HEALTHY},
+        "archiver": {**broker, "migrate": DONE, "gateway": HEALTHY},
     }
     for name, wanted in needs.items():
         depends = services[name]["depends_on"]
         assert {dep: d["condition"] for dep, d in depends.items()} == wanted, name
-        target = "archiver" if name == "migrate" else name
+        target = "archiver" if name in JOBS else name
         assert services[name]["build"]["target"] == target
         assert services[name]["build"]["args"] == {"SERVICE": target}, "one service per image"
 
@@ -86,11 +92,35 @@ def test_each_image_installs_only_its_own_service() -> None:
     assert dockerfile.count('--no-dev --no-editable --package "sift-${SERVICE}"') == 1
 
 
-def test_migrations_run_once_in_their_own_job(compose: dict[str, Any]) -> None:
+def test_migrations_and_provisioning_run_once_in_their_own_jobs(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert services["migrate"]["command"] == ["sift-db", "upgrade"]
-    assert services["migrate"]["restart"] == "no"
+    for job, (command, _) in JOBS.items():
+        assert services[job]["command"][: len(command)] == command, job
+        assert services[job]["restart"] == "no", job
     assert services["archiver"]["environment"]["SIFT_ARCHIVER_MIGRATE"] == "false"
+
+
+SERVICE_USERS = {  # each consumer's own broker, Redis and database user
+    "collector": {"SIFT_RABBIT_URL": "sift-collector", "SIFT_REDIS_URL": "sift-collector"},
+    "analyzer": {"SIFT_RABBIT_URL": "sift-analyzer", "SIFT_REDIS_URL": "sift-analyzer",
+                 "SIFT_DATABASE_URL": "sift_analyzer_login"},
+    "archiver": {"SIFT_RABBIT_URL": "sift-archiver", "SIFT_DATABASE_URL": "sift_archiver_login"},
+    "gateway": {"SIFT_DATABASE_URL": "sift_gateway_login"},
+}  # fmt: skip
+
+
+def test_every_service_connects_as_its_own_user(compose: dict[str, Any]) -> None:
+    for name, users in SERVICE_USERS.items():
+        environment = compose["services"][name]["environment"]
+        for variable, user in users.items():
+            assert environment[variable].split("://", 1)[1].startswith(f"{user}:"), name
+        if "SIFT_RABBIT_URL" in users:
+            assert environment["SIFT_RABBIT_URL"].endswith("@rabbitmq:5672/sift"), name
+            assert environment["SIFT_RABBIT_DECLARE"] == "own", name
+    admin = ("RABBITMQ_PASSWORD", "POSTGRES_PASSWORD", "REDIS_PASSWORD")
+    for name in SETTINGS:
+        text = yaml.safe_dump(compose["services"][name]["environment"])
+        assert not [secret for secret in admin if f"${{{secret}:" in text], name
 
 
 def test_every_sift_variable_compose_sets_is_read_by_the_code(compose: dict[str, Any]) -> None:
@@ -112,7 +142,7 @@ def test_consumers_get_longer_to_stop_than_their_drain(compose: dict[str, Any]) 
         assert float(grace[:-1]) >= drain_s + 20, (name, grace, drain_s)
 
 
-SECRET = re.compile(r"\$\{([A-Z_]*(?:PASSWORD|KEY|KEYS|USER|TOKEN))(:?[-?])")
+SECRET = re.compile(r"\$\{([A-Z_]*(?:PASSWORD|KEY|KEYS|USER|TOKEN)[A-Z_]*)(:?[-?])")
 OPTIONAL_SECRETS = {"HF_TOKEN"}  # only gated models need it
 ENTRY_POINTS = {"collector": ["8110"], "archiver": ["8130"], "gateway": ["8100"],
                 "rabbitmq": ["5672"]}  # fmt: skip
@@ -239,7 +269,7 @@ def test_the_env_example_starts_every_service_in_production(
 def test_production_refuses_a_development_password_from_the_env(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = _env_example(RABBITMQ_PASSWORD="sift")
+    env = _env_example(SIFT_RABBIT_PASSWORD_COLLECTOR="guest")
     with pytest.raises(ConfigError, match="SIFT_RABBIT_URL"):
         _service_settings(compose, "collector", env, monkeypatch)
 
