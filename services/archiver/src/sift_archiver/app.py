@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import timedelta
 
 import asyncpg
@@ -29,13 +28,13 @@ from sift_archiver.refresh_schedule import run_refresh_schedule
 from sift_archiver.search import SearchSettings
 from sift_archiver.settings import ArchiverSettings
 from sift_archiver.status import QueueDepths
+from sift_archiver.topology import archiver_topology
 from sift_common.contracts import DocumentAnalyzed, EntityDigested
 from sift_common.gateway_client import GatewayClient
 from sift_common.messaging.broker import make_broker
 from sift_common.messaging.consumer import subscribe
 from sift_common.messaging.inflight import InFlight
 from sift_common.messaging.topology import (
-    ALL_CONSUMER_QUEUES,
     ARCHIVER_DIGESTS,
     ARCHIVER_DOCUMENTS,
     Topology,
@@ -46,20 +45,6 @@ from sift_common.service.readiness import Readiness
 from sift_common.service.shell import Listener, run_service
 
 logger = logging.getLogger("sift_archiver")
-
-
-def archiver_topology(settings: ArchiverSettings) -> Topology:
-    """Every queue of the system; the archiver's own two with the retry ladder it is set to."""
-    mine = {ARCHIVER_DOCUMENTS.name, ARCHIVER_DIGESTS.name}
-    queues = tuple(
-        replace(
-            spec, retry_delays_ms=settings.retry_delays, max_retries=settings.archiver_max_retries
-        )
-        if spec.name in mine
-        else spec
-        for spec in ALL_CONSUMER_QUEUES
-    )
-    return Topology(settings.namespace, queues)
 
 
 class Archiver:
