@@ -25,7 +25,9 @@ pytestmark = pytest.mark.integration
 # --- readiness, engine watchdog ----------------------------------------------------------------
 
 
-async def test_readiness_follows_the_probes(tmp_path: Path, fakes: StartFake) -> None:
+async def test_readiness_follows_the_probes(
+    tmp_path: Path, fakes: StartFake, caplog: pytest.LogCaptureFixture
+) -> None:
     fake = await fakes()
     async with (
         running_gateway(
@@ -52,7 +54,14 @@ async def test_readiness_follows_the_probes(tmp_path: Path, fakes: StartFake) ->
         details = (await http.get("/health/ready")).json()
         assert details["status"] == "not_ready"
         assert details["checks"]["profile:main"]["ok"] is False
-        assert "probe:" in details["checks"]["profile:main"]["error"]
+        error = details["checks"]["profile:main"]["error"]
+        assert error.startswith("0 of 1 replicas healthy, none passed a probe recently (ref ")
+        assert fake.url not in str(details), "the open answer holds no internals"
+        assert "probe:" not in str(details)
+        ref = error.rsplit("ref ", 1)[1].rstrip(")")
+        [logged] = [r for r in caplog.records if getattr(r, "readiness_ref", None) == ref]
+        assert fake.url in logged.getMessage()
+        assert "probe:" in logged.getMessage()
         [replica] = (await upstreams(http))["main"]
         assert replica["healthy"] is False
         assert replica["last_error"].startswith("probe:")
@@ -183,7 +192,8 @@ async def test_gateway_serves_when_postgres_is_unreachable(
         assert ready.status_code == 200  # the request log never blocks serving
         log_status = ready.json()["checks"]["request_log"]
         assert log_status["advisory"] is True
-        assert log_status["error"].endswith("(3 buffered, 0 dropped)")
+        assert log_status["error"].startswith("writes failing (3 buffered, 0 dropped) (ref ")
+        assert str(nowhere) not in str(ready.json()), "the database's address stays in the log"
         assert (await chat(http)).status_code == 200
 
 

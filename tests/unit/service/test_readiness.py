@@ -1,11 +1,13 @@
 """`Readiness`: checks run at once, each under its own timeout, reported one by one."""
 
 import asyncio
+import logging
+import re
 import time
 
 import pytest
 
-from sift_common.service.readiness import Readiness
+from sift_common.service.readiness import NotReady, Readiness
 
 
 async def ok() -> None:
@@ -36,12 +38,9 @@ async def test_a_failing_check_is_named_with_its_error() -> None:
     report = await Readiness({"broker": ok, "redis": refused}).report()
     assert report.status == "not_ready"
     assert report.checks["broker"].ok
-    assert report.checks["redis"].model_dump() == {
-        "ok": False,
-        "error": "ConnectionError: connection refused",
-        "detail": None,
-        "advisory": False,
-    }
+    redis = report.checks["redis"].model_dump()
+    assert re.fullmatch(r"failed \(ref [0-9a-f]{12}\)", redis.pop("error"))
+    assert redis == {"ok": False, "detail": None, "advisory": False}
 
 
 async def test_checks_run_concurrently() -> None:
@@ -73,12 +72,44 @@ async def test_each_check_has_its_own_timeout() -> None:
     assert report.checks["broker"].ok
 
 
-async def test_a_timeout_raised_by_the_check_itself_is_reported_as_its_error() -> None:
+async def test_a_timeout_raised_by_the_check_itself_is_a_failure_not_the_probe_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async def own_timeout() -> None:
         raise TimeoutError("socket read")
 
     report = await Readiness({"redis": own_timeout}, timeout_s=5).report()
-    assert report.checks["redis"].error == "TimeoutError: socket read"
+    assert re.fullmatch(r"failed \(ref [0-9a-f]{12}\)", report.checks["redis"].error or "")
+    assert "socket read" in caplog.text
+
+
+async def test_the_answer_holds_no_exception_text_and_the_log_holds_it_under_a_ref(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def leaks() -> None:
+        raise ConnectionError("http://10.0.0.7:8000/v1: connection refused by db.internal")
+
+    caplog.set_level(logging.WARNING, "sift_common.readiness")
+    report = await Readiness({"db": leaks}).report()
+    error = report.checks["db"].error or ""
+    assert "10.0.0.7" not in report.model_dump_json()
+    assert "ConnectionError" not in error
+    assert "refused" not in error
+    ref = re.fullmatch(r"failed \(ref ([0-9a-f]{12})\)", error)
+    assert ref is not None
+    [record] = [r for r in caplog.records if getattr(r, "readiness_ref", None) == ref[1]]
+    assert "http://10.0.0.7:8000/v1: connection refused" in record.getMessage()
+    assert record.__dict__["check"] == "db"
+
+
+async def test_a_not_ready_reason_is_public() -> None:
+    async def counted() -> None:
+        raise NotReady("0 of 2 replicas healthy")
+
+    report = await Readiness({"profile": counted}).report()
+    assert re.fullmatch(
+        r"0 of 2 replicas healthy \(ref [0-9a-f]{12}\)", report.checks["profile"].error or ""
+    )
 
 
 async def test_draining_is_unready_without_running_the_checks() -> None:
@@ -97,7 +128,7 @@ async def test_draining_is_unready_without_running_the_checks() -> None:
 
 async def test_long_errors_are_cut() -> None:
     async def verbose() -> None:
-        raise RuntimeError("x" * 1000)
+        raise NotReady("x" * 1000)
 
     report = await Readiness({"db": verbose}).report()
     assert len(report.checks["db"].error or "") == 300
@@ -113,7 +144,7 @@ async def test_an_advisory_check_is_reported_but_never_makes_it_unready() -> Non
     assert report.ready
     assert report.checks["request_log"].ok is False
     assert report.checks["request_log"].advisory is True
-    assert report.checks["request_log"].error == "ConnectionError: connection refused"
+    assert (report.checks["request_log"].error or "").startswith("failed (ref ")
 
     report = await Readiness({"engine": refused}, advisory={"request_log": ok}).report()
     assert report.status == "not_ready", "an advisory check that passes does not cover for others"

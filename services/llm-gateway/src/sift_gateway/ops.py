@@ -6,7 +6,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from sift_common.service.readiness import Check, Liveness, Readiness
+from sift_common.service.readiness import Check, Liveness, NotReady, Readiness
 from sift_gateway.errors import ApiError, invalid_request
 from sift_gateway.probes import Prober
 from sift_gateway.registry import ProfileRuntime
@@ -17,8 +17,10 @@ PROBER_KEY = web.AppKey("sift_gateway_prober", Prober)
 READINESS_KEY = web.AppKey("sift_gateway_readiness", Readiness)
 
 
-class ProfileNotReady(Exception):
-    """No replica of the profile passed a real completion recently."""
+class ProfileNotReady(NotReady):
+    """No replica of the profile passed a real completion recently; the message holds counts
+    only (the open readiness answer), each replica's URL and last error are logged and served
+    on the authenticated `/admin/upstreams`."""
 
 
 def gateway_readiness(state: GatewayState, prober: Prober) -> Readiness:
@@ -37,13 +39,16 @@ def gateway_readiness(state: GatewayState, prober: Prober) -> Readiness:
 
 def _profile_check(prober: Prober, runtime: ProfileRuntime) -> Check:
     async def check() -> str:
-        now = time.monotonic()
-        if not prober.ready(runtime, now):
-            raise ProfileNotReady(
-                "; ".join(f"{r.url}: {r.last_error or 'no probe passed'}" for r in runtime.replicas)
-            )
         healthy = sum(replica.healthy for replica in runtime.replicas)
-        return f"{healthy} of {len(runtime.replicas)} replicas healthy"
+        counts = f"{healthy} of {len(runtime.replicas)} replicas healthy"
+        if not prober.ready(runtime, time.monotonic()):
+            detail = "; ".join(
+                f"{r.url}: {r.last_error or 'no probe passed'}" for r in runtime.replicas
+            )
+            raise ProfileNotReady(f"{counts}, none passed a probe recently") from ConnectionError(
+                detail
+            )
+        return counts
 
     return check
 
@@ -53,7 +58,7 @@ def _log_check(request_log: RequestLogWriter) -> Check:
         status = request_log.status()
         counts = f"{status['buffered']} buffered, {status['dropped']} dropped"
         if not status["ok"]:
-            raise ConnectionError(f"{status['last_error']} ({counts})")
+            raise NotReady(f"writes failing ({counts})") from ConnectionError(status["last_error"])
         return counts
 
     return check

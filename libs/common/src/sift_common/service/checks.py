@@ -6,7 +6,7 @@ FastStream gives up on its own rather than being cancelled."""
 from faststream.rabbit import RabbitBroker
 from redis.asyncio import Redis
 
-from sift_common.service.readiness import DEFAULT_TIMEOUT_S, Check
+from sift_common.service.readiness import DEFAULT_TIMEOUT_S, Check, NotReady
 
 
 def broker_check(broker: RabbitBroker, timeout_s: float = DEFAULT_TIMEOUT_S) -> Check:
@@ -14,7 +14,7 @@ def broker_check(broker: RabbitBroker, timeout_s: float = DEFAULT_TIMEOUT_S) -> 
 
     async def connected() -> None:
         if not await broker.ping(timeout=timeout_s):
-            raise ConnectionError("RabbitMQ connection is down")
+            raise NotReady("the connection is down")
 
     return connected
 

@@ -10,11 +10,18 @@ it runs (the gateway's profiles follow its aliases). An advisory check is report
 makes the service unready (the gateway's request log: serving matters more than its log). A
 check that returns a string reports it as the result's `detail`.
 
+Answers are unauthenticated, so a failed check reports what is safe to show anyone: a timeout
+as such, a `NotReady` with its own reason (written for the public: counts, never URLs), and any
+other exception as `failed (ref <id>)`. The exception itself is logged at WARNING with that
+reference id (`readiness_ref`), so an operator finds the detail from the answer.
+
 Framework-free on purpose: FastAPI services serve it through `sift_common.service.ops`, the
 aiohttp gateway through its own two routes, in the same body shape.
 """
 
 import asyncio
+import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal
 
@@ -24,6 +31,11 @@ Check = Callable[[], Awaitable[object]]  # raises when the dependency is not usa
 Checks = Mapping[str, Check] | Callable[[], Mapping[str, Check]]
 DEFAULT_TIMEOUT_S = 2.0
 MAX_ERROR_CHARS = 300
+logger = logging.getLogger("sift_common.readiness")
+
+
+class NotReady(Exception):
+    """A check's failure whose message is safe to answer publicly (no URLs, no exception text)."""
 
 
 class Liveness(BaseModel):
@@ -87,10 +99,27 @@ class Readiness:
             async with timeout:
                 answer = await check()
         except Exception as exc:  # reported, not raised: readiness says what is down
-            if isinstance(exc, TimeoutError) and timeout.expired():
-                error = f"no answer within {limit_s:g} s"
-            else:
-                error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-            return CheckResult(ok=False, error=error, advisory=advisory)
+            error = _public_reason(name, exc, limit_s if timeout.expired() else None)
+            return CheckResult(ok=False, error=error[:MAX_ERROR_CHARS], advisory=advisory)
         detail = answer[:MAX_ERROR_CHARS] if isinstance(answer, str) else None
         return CheckResult(ok=True, detail=detail, advisory=advisory)
+
+
+def _public_reason(name: str, exc: Exception, timed_out_after_s: float | None) -> str:
+    """What the answer says about a failed check; the detail goes to the log under a ref id."""
+    if isinstance(exc, TimeoutError) and timed_out_after_s is not None:
+        return f"no answer within {timed_out_after_s:g} s"
+    ref = uuid.uuid4().hex[:12]
+    detail = f"{type(exc).__name__}: {exc}"
+    if exc.__cause__ is not None:  # a NotReady's cause holds what only the log may say
+        detail += f" (cause: {type(exc.__cause__).__name__}: {exc.__cause__})"
+    logger.warning(
+        "readiness check %s failed (ref %s): %s",
+        name,
+        ref,
+        detail,
+        extra={"check": name, "readiness_ref": ref},
+    )
+    if isinstance(exc, NotReady):
+        return f"{exc} (ref {ref})"
+    return f"failed (ref {ref})"
