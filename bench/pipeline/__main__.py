@@ -4,6 +4,7 @@ docstring (bench/pipeline/__init__.py) for what each part measures."""
 import argparse
 import asyncio
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -87,6 +88,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         for part in args.parts:
             print(f"{part} ...", flush=True)
             result[part] = await PARTS[part](rig, args)
+    result["machine"]["loadavg_at_end"] = os.getloadavg()
     return result
 
 
