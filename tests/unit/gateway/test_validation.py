@@ -8,6 +8,7 @@ from sift_gateway.admission import PriorityClass
 from sift_gateway.errors import ApiError
 from sift_gateway.validation import (
     optional_max_tokens,
+    optional_n,
     optional_stream,
     parse_object,
     priority_class,
@@ -119,3 +120,22 @@ def test_priority_header() -> None:
         priority_class({"x-sift-priority": "urgent"})
     assert_bad_request(raised, "x-sift-priority")
     assert "interactive, normal, backfill" in raised.value.message
+
+
+def test_limits_name_the_param_and_the_limit_itself_passes() -> None:
+    five = [{"role": "user", "content": "hi"}] * 5
+    with pytest.raises(ApiError) as raised:
+        require_messages({"messages": five}, max_messages=4)
+    assert_bad_request(raised, "messages")
+    assert require_messages({"messages": five}, max_messages=5) == five
+    for field in ("max_tokens", "max_completion_tokens"):
+        with pytest.raises(ApiError) as raised:
+            optional_max_tokens({field: 101}, cap=100)
+        assert_bad_request(raised, field)
+        assert optional_max_tokens({field: 100}, cap=100) == (field, 100)
+    for n in (0, 9, "2", True, 1.5):
+        with pytest.raises(ApiError) as raised:
+            optional_n({"n": n}, cap=8)
+        assert_bad_request(raised, "n")
+    optional_n({"n": 8}, cap=8)
+    optional_n({}, cap=8)

@@ -19,7 +19,7 @@ from sift_gateway import ops
 from sift_gateway.auth import GUARD_KEY, authenticate
 from sift_gateway.chat import chat_completions
 from sift_gateway.embeddings import embeddings, list_models
-from sift_gateway.errors import openai_errors
+from sift_gateway.errors import MAX_BODY_KEY, openai_errors
 from sift_gateway.metrics import GatewayMetrics
 from sift_gateway.probes import Prober
 from sift_gateway.profiles import ProfileError, load_config
@@ -44,8 +44,11 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
             "no SIFT_GATEWAY_API_KEYS: the gateway, /admin included, answers anyone who can "
             "reach it (development only; SIFT_ENV=production refuses this)"
         )
-    app = web.Application(middlewares=[openai_errors, authenticate], client_max_size=32 * 1024**2)
-    app[GUARD_KEY] = guard
+    app = web.Application(
+        middlewares=[openai_errors, authenticate],
+        client_max_size=settings.gateway_max_request_bytes,
+    )
+    app[GUARD_KEY], app[MAX_BODY_KEY] = guard, settings.gateway_max_request_bytes
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_get("/v1/models", list_models)
@@ -55,8 +58,9 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
         request_log = _request_log(settings, metrics)
+        caller = UpstreamCaller(session, metrics)
         state = GatewayState(
-            registry, metrics, session, UpstreamCaller(session, metrics), request_log
+            registry, metrics, session, caller, request_log, settings.request_limits
         )
         prober = Prober(
             registry,

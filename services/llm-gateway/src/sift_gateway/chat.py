@@ -1,6 +1,7 @@
 """POST /v1/chat/completions: validate, fit the context, route, relay (JSON or SSE)."""
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from sift_gateway.state import STATE_KEY, GatewayState
 from sift_gateway.upstream import JSON_HEADERS, UpstreamCall
 from sift_gateway.validation import (
     optional_max_tokens,
+    optional_n,
     optional_stream,
     parse_object,
     require_messages,
@@ -32,6 +34,7 @@ from sift_gateway.validation import (
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 DONE_MARKER = b"data: [DONE]"
+logger = logging.getLogger("sift_gateway.chat")
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -39,9 +42,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     with observed(state, request, "chat") as outcome:
         payload = parse_object(await request.read())
         outcome.model = require_model(payload)
-        messages = require_messages(payload)
+        messages = require_messages(payload, state.limits.max_messages)
+        optional_n(payload, state.limits.max_n)
         stream = optional_stream(payload)
-        max_field, max_tokens = optional_max_tokens(payload)
+        max_field, max_tokens = optional_max_tokens(payload, state.limits.max_tokens)
         priority = request_priority(request)
         runtime = resolve_profile(state, outcome.model, "chat")
 
@@ -164,7 +168,13 @@ async def _pump(response: web.StreamResponse, call: UpstreamCall, outcome: Outco
         except TimeoutError:
             return f"upstream stalled: no data for {stall_s:g} s"
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            return f"upstream stream broke: {exc or type(exc).__name__}"
+            logger.warning(
+                "stream from %s broke: %r",
+                call.replica.url,
+                exc,
+                extra={"request_id": outcome.request_id},
+            )
+            return f"upstream stream broke (request id {outcome.request_id})"
     # vLLM sends one event per token after a first event that carries only the role.
     outcome.completion_tokens = max(events - 1, 0)
     if DONE_MARKER not in tail:

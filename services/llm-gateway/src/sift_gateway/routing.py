@@ -2,7 +2,6 @@
 call with fallback, relay a JSON answer, and turn upstream failures into OpenAI-shaped errors."""
 
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,7 +10,13 @@ import orjson
 from aiohttp import web
 
 from sift_gateway.admission import PriorityClass
-from sift_gateway.errors import ApiError, model_not_found, unavailable, upstream_error
+from sift_gateway.errors import (
+    ApiError,
+    model_not_found,
+    request_id,
+    unavailable,
+    upstream_error,
+)
 from sift_gateway.outcome import OUTCOME_KEY, Outcome
 from sift_gateway.registry import ProfileRuntime
 from sift_gateway.state import GatewayState
@@ -22,18 +27,19 @@ from sift_gateway.upstream import (
     UpstreamRejectedError,
 )
 
+MAX_REJECTION_CHARS = 500
 BodyFor = Callable[[ProfileRuntime], Awaitable[tuple[bytes, int]]]
 
 
 @contextmanager
 def observed(state: GatewayState, request: web.Request, endpoint: str) -> Iterator[Outcome]:
     """The request's Outcome; recorded (metrics, request log) however the request ends."""
-    outcome = Outcome(request.headers.get("x-request-id") or uuid.uuid4().hex, endpoint, "-")
+    outcome = Outcome(request_id(request), endpoint, "-")
     request[OUTCOME_KEY] = outcome  # the door charges its tokens to the caller's key
     try:
         yield outcome
     except ApiError as exc:
-        outcome.status, outcome.error = exc.status, exc.message
+        outcome.status, outcome.error = exc.status, exc.detail or exc.message
         raise
     finally:
         outcome.record(state.metrics, state.request_log)
@@ -113,26 +119,34 @@ async def open_with_fallback(
 
 
 def _failed(exc: UpstreamFailedError) -> ApiError:
+    """The client reads the public message; the replica's URL and answer go to the log."""
     if exc.status == 503:
         retry_after = max(1, round(exc.retry_after_s)) if exc.retry_after_s else 5
-        if exc.overloaded:  # callers retry later without counting it against the work
-            return unavailable(str(exc), retry_after, code="overloaded")
-        return unavailable(str(exc), retry_after)
-    return upstream_error(
-        exc.status, str(exc), code="upstream_timeout" if exc.status == 504 else "upstream_error"
-    )
+        code = "overloaded" if exc.overloaded else "upstream_unavailable"
+        error = unavailable(exc.message, retry_after, code=code)
+    else:
+        code = "upstream_timeout" if exc.status == 504 else "upstream_error"
+        error = upstream_error(exc.status, exc.message, code=code)
+    error.detail = exc.detail
+    return error
 
 
 def _rejected(exc: UpstreamRejectedError) -> ApiError:
-    """Pass the upstream's own 4xx on, keeping its message when it is OpenAI-shaped."""
-    message = f"upstream refused the request ({exc.status})"
+    """Pass the upstream's own 4xx on, keeping its message when it is OpenAI-shaped (it is
+    about the client's request: a context too long, a parameter out of range), cut to
+    `MAX_REJECTION_CHARS`; any other body goes to the log only."""
+    message = f"the model server refused the request ({exc.status})"
     try:
         error = orjson.loads(exc.body).get("error", {})
         message = str(error.get("message", message)) if isinstance(error, dict) else message
     except (orjson.JSONDecodeError, AttributeError):
         pass
     return ApiError(
-        exc.status, message, error_type="invalid_request_error", code="upstream_rejected"
+        exc.status,
+        message[:MAX_REJECTION_CHARS],
+        error_type="invalid_request_error",
+        code="upstream_rejected",
+        detail=f"upstream answered {exc.status}: {exc.body[:500].decode(errors='replace')}",
     )
 
 

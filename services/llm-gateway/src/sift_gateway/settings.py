@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 from sift_common.security.keys import KeyEntry, KeyTable
 from sift_common.settings import AuthSettings, DatabaseSettings
 from sift_gateway.admission import PriorityClass
+from sift_gateway.validation import RequestLimits
 
 DEFAULT_PROFILES = Path(__file__).with_name("profiles.local.yaml")
 INFERENCE_SCOPE = "inference"
@@ -43,6 +44,20 @@ class GatewayServiceSettings(AuthSettings, DatabaseSettings):
     gateway_shutdown_timeout_s: float = Field(
         default=60.0, gt=0, description="On SIGTERM, how long requests in flight may finish."
     )
+    gateway_max_request_bytes: int = Field(
+        default=32 * 1024**2, ge=1024, description="A larger request body is refused (413)."
+    )
+    gateway_max_messages: int = Field(
+        default=RequestLimits.max_messages, ge=1, description="Most `messages` in one chat request."
+    )
+    gateway_max_n: int = Field(
+        default=RequestLimits.max_n, ge=1, description="Most choices (`n`) in one chat request."
+    )
+    gateway_max_tokens: int = Field(
+        default=RequestLimits.max_tokens,
+        ge=1,
+        description="Most output tokens (`max_tokens`, `max_completion_tokens`) one request asks.",
+    )
     gateway_api_keys: KeyTable = Field(
         default_factory=dict,
         description=(
@@ -71,3 +86,7 @@ class GatewayServiceSettings(AuthSettings, DatabaseSettings):
             names = ", ".join(m.name.lower() for m in PriorityClass)
             raise ValueError(f"unknown priority {sorted(unknown)}; one of {names}")
         return keys
+
+    @property
+    def request_limits(self) -> RequestLimits:
+        return RequestLimits(self.gateway_max_messages, self.gateway_max_n, self.gateway_max_tokens)

@@ -9,6 +9,7 @@ from sift_gateway.metrics import GatewayMetrics
 from sift_gateway.registry import Registry
 from sift_gateway.request_log import RequestLogWriter
 from sift_gateway.upstream import UpstreamCaller
+from sift_gateway.validation import RequestLimits
 
 
 @dataclass
@@ -18,6 +19,7 @@ class GatewayState:
     session: aiohttp.ClientSession
     caller: UpstreamCaller
     request_log: RequestLogWriter | None
+    limits: RequestLimits = field(default_factory=RequestLimits)
     started: bool = field(default=False)
 
 

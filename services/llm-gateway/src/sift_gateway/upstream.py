@@ -28,7 +28,9 @@ class NoReplicaError(Exception):
 
 class UpstreamFailedError(Exception):
     """Retries could not get an answer; `status` is what the client should see. `overloaded`:
-    nothing is broken, the capacity is taken (a full queue, an upstream's 429)."""
+    nothing is broken, the capacity is taken (a full queue, an upstream's 429). The message is
+    for the client (no URLs, no upstream bodies or exception text); `detail`, for the logs,
+    names the replica and what it said."""
 
     def __init__(
         self,
@@ -37,11 +39,14 @@ class UpstreamFailedError(Exception):
         retry_after_s: float | None = None,
         *,
         overloaded: bool = False,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
+        self.message = message
         self.retry_after_s = retry_after_s
         self.overloaded = overloaded
+        self.detail = detail or message
 
 
 class UpstreamRejectedError(Exception):
@@ -127,6 +132,7 @@ class UpstreamCaller:
                     outcome.message,
                     outcome.retry_after_s,
                     overloaded=outcome.overloaded,
+                    detail=outcome.detail,
                 )
             self._metrics.retries.labels(runtime.name, str(outcome.status)).inc()
             await asyncio.sleep(delay)
@@ -181,18 +187,23 @@ class UpstreamCaller:
                 # are aiohttp's): one slow request must not open the breaker for everyone.
                 reason = f"timed out waiting for the {'first token' if stream else 'response'}"
                 settle(self._metrics, runtime, replica, response, ok=None)
-                return Failure(504, f"{replica.url}: {reason}")
-            return self._failed(runtime, replica, response, Failure(502, str(exc) or repr(exc)))
+                return Failure(504, reason, detail=f"{replica.url}: {reason}")
+            failure = Failure(
+                502, "the model server could not be reached", detail=str(exc) or repr(exc)
+            )
+            return self._failed(runtime, replica, response, failure)
         status = response.status
         if status not in RETRYABLE_STATUS:
             settle(self._metrics, runtime, replica, response, ok=True)  # the upstream is fine
             raise UpstreamRejectedError(status, payload)
         retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+        public = f"the model server answered {status}"
         reason = f"upstream answered {status}: {payload[:200].decode(errors='replace')}"
         if status == 429:  # busy, not broken: must not open the breaker
             settle(self._metrics, runtime, replica, response, ok=True)
-            return Failure(503, f"{replica.url}: {reason}", retry_after, overloaded=True)
-        failure = Failure(503 if status == 503 else 502, reason, retry_after)
+            detail = f"{replica.url}: {reason}"
+            return Failure(503, public, retry_after, overloaded=True, detail=detail)
+        failure = Failure(503 if status == 503 else 502, public, retry_after, detail=reason)
         return self._failed(runtime, replica, response, failure)
 
     def _failed(
@@ -202,17 +213,21 @@ class UpstreamCaller:
         response: aiohttp.ClientResponse | None,
         failure: "Failure",
     ) -> "Failure":
-        replica.last_error = failure.message
+        replica.last_error = failure.detail  # served on the authenticated /admin/upstreams
         settle(self._metrics, runtime, replica, response, ok=False)
-        return Failure(failure.status, f"{replica.url}: {failure.message}", failure.retry_after_s)
+        detail = f"{replica.url}: {failure.detail}"
+        return Failure(failure.status, failure.message, failure.retry_after_s, detail=detail)
 
 
 @dataclass(frozen=True)
 class Failure:
+    """One failed try: `message` is what a client may read, `detail` what the logs get."""
+
     status: int
     message: str
     retry_after_s: float | None = None
     overloaded: bool = False
+    detail: str | None = None
 
 
 def settle(

@@ -1,5 +1,9 @@
-"""Checking OpenAI-style request bodies cheaply, with errors that name the field."""
+"""Checking OpenAI-style request bodies cheaply, with errors that name the field.
 
+`RequestLimits` caps what one request may ask of the upstreams (its messages, `n`, its output
+tokens); the body's size is capped before it is read (`client_max_size`, answered 413)."""
+
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -8,6 +12,15 @@ from sift_gateway.admission import PriorityClass
 from sift_gateway.errors import invalid_request
 
 PRIORITY_HEADER = "x-sift-priority"
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """The most one chat request may ask for (`SIFT_GATEWAY_MAX_*`)."""
+
+    max_messages: int = 1024
+    max_n: int = 8
+    max_tokens: int = 32768
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:
@@ -29,10 +42,14 @@ def require_model(payload: dict[str, Any]) -> str:
     return model
 
 
-def require_messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
+def require_messages(
+    payload: dict[str, Any], max_messages: int = RequestLimits.max_messages
+) -> list[dict[str, Any]]:
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
         raise invalid_request("'messages' must be a non-empty array", "messages")
+    if len(messages) > max_messages:
+        raise invalid_request(f"'messages' may hold at most {max_messages} messages", "messages")
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise invalid_request(
@@ -41,7 +58,9 @@ def require_messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
-def optional_max_tokens(payload: dict[str, Any]) -> tuple[str, int | None]:
+def optional_max_tokens(
+    payload: dict[str, Any], cap: int = RequestLimits.max_tokens
+) -> tuple[str, int | None]:
     """The output cap and the field it came in (`max_completion_tokens` is the newer name)."""
     for field in ("max_completion_tokens", "max_tokens"):
         value = payload.get(field)
@@ -49,8 +68,19 @@ def optional_max_tokens(payload: dict[str, Any]) -> tuple[str, int | None]:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise invalid_request(f"'{field}' must be a positive integer", field)
+        if value > cap:
+            raise invalid_request(f"'{field}' may be at most {cap}", field)
         return field, value
     return "max_tokens", None
+
+
+def optional_n(payload: dict[str, Any], cap: int = RequestLimits.max_n) -> None:
+    """`n` (choices per request) is passed on as it is, when it is 1..cap."""
+    value = payload.get("n")
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= cap:
+        raise invalid_request(f"'n' must be an integer from 1 to {cap}", "n")
 
 
 def optional_stream(payload: dict[str, Any]) -> bool:
