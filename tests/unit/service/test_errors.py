@@ -1,8 +1,10 @@
 """The error envelope: field names, status kinds, and FastAPI's own refusals in the envelope."""
 
+import logging
 from typing import Annotated
 
 import httpx
+import pytest
 from fastapi import FastAPI, Query
 
 from sift_common.service.errors import (
@@ -39,15 +41,20 @@ def _app() -> FastAPI:
             raise ApiError(422, "invalid_request", "limit: not 7", errors=[("limit", "not 7")])
         if limit == 9:
             raise DependencyUnavailable("database", "the database is not answering", 2.5)
+        if limit == 10:
+            detail = "OSError: connect to postgresql://10.1.2.3:5432 refused"
+            raise DependencyUnavailable("database", "the database is not answering", detail=detail)
+        if limit == 11:
+            raise RuntimeError("secret internals at http://10.1.2.3/admin")
         return {"limit": limit}
 
     return app
 
 
-async def _get(path: str) -> httpx.Response:
-    transport = httpx.ASGITransport(app=_app())
+async def _get(path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return await client.get(path)
+        return await client.get(path, headers=headers)
 
 
 async def test_validation_errors_name_the_field() -> None:
@@ -86,3 +93,45 @@ async def test_unknown_routes_answer_in_the_envelope() -> None:
         "field": None,
         "errors": [],
     }
+
+
+def _logged(caplog: pytest.LogCaptureFixture, request_id: str) -> str:
+    return "\n".join(
+        f"{r.getMessage()} {r.exc_text or ''}"
+        for r in caplog.records
+        if getattr(r, "request_id", None) == request_id
+    )
+
+
+async def test_a_detail_is_logged_under_the_request_id_never_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "sift_common.service.errors")
+    down = await _get("/items?limit=10", {"X-Request-ID": "req-7"})
+    assert down.status_code == 503
+    assert "10.1.2.3" not in down.text
+    assert "OSError" not in down.text
+    error = down.json()["error"]
+    assert error["message"] == "the database is not answering (request id req-7)"
+    assert error["type"] == "database_unavailable"
+    assert down.headers["X-Request-ID"] == "req-7"
+    assert "connect to postgresql://10.1.2.3:5432 refused" in _logged(caplog, "req-7")
+
+
+async def test_an_unexpected_exception_is_a_500_with_the_request_id_and_no_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, "sift_common.service.errors")
+    broken = await _get("/items?limit=11", {"X-Request-ID": "req-8"})
+    assert broken.status_code == 500
+    assert broken.json()["error"] == {
+        "message": "internal error (request id req-8)",
+        "type": "internal_error",
+        "field": None,
+        "errors": [],
+    }
+    assert "10.1.2.3" not in broken.text
+    assert "Traceback" not in broken.text
+    logged = _logged(caplog, "req-8")
+    assert "secret internals at http://10.1.2.3/admin" in logged
+    assert "Traceback" in logged

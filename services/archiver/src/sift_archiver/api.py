@@ -77,8 +77,10 @@ class QueryService:
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            message = f"the database is not answering ({type(exc).__name__}: {exc})"
-            raise DependencyUnavailable("database", message) from exc
+            detail = f"{type(exc).__name__}: {exc}"
+            raise DependencyUnavailable(
+                "database", "the database is not answering", detail=detail
+            ) from exc
 
     async def embed_query(self, text: str) -> tuple[str, list[float]]:
         """The query's vector and the model that made it; the gateway not answering (or at
@@ -243,7 +245,9 @@ def _detail_routes(router: APIRouter, service: QueryService) -> None:
         try:
             queues = await service.queue_depths()
         except BrokerUnavailable as error:
-            raise DependencyUnavailable("broker", str(error)) from error
+            raise DependencyUnavailable(
+                "broker", "the broker is not answering", detail=str(error)
+            ) from error
         return Status.model_validate({"queues": queues, "store": counts})
 
 

@@ -19,8 +19,9 @@ Format = Literal["json", "csv"]
 
 
 def gateway_unavailable(exc: GatewayUnavailableError) -> DependencyUnavailable:
-    """The gateway's failure as the API reports it: where it should be, when it does not
-    answer at all; what it said, when it answered (its upstream down, or at capacity)."""
+    """The gateway's failure as the API reports it: not answering at all, or answering that it
+    cannot embed now (its upstream down, or at capacity). Where it should be and what it said
+    go to the log (the error's detail), not to the client."""
     cause = exc.__cause__
     if isinstance(cause, httpx.RequestError):
         try:
@@ -28,11 +29,11 @@ def gateway_unavailable(exc: GatewayUnavailableError) -> DependencyUnavailable:
             where = f" at {url.scheme}://{url.netloc.decode()}"
         except RuntimeError:  # an error raised before its request was attached
             where = ""
-        message = f"the LLM gateway{where} is not answering ({type(cause).__name__}: {cause})"
-        return DependencyUnavailable("gateway", message)
+        detail = f"the LLM gateway{where}: {type(cause).__name__}: {cause}"
+        return DependencyUnavailable("gateway", "the LLM gateway is not answering", detail=detail)
     retry_after = exc.retry_after_s if isinstance(exc, OverloadedError) else None
-    message = f"the LLM gateway could not embed the query ({exc})"
-    return DependencyUnavailable("gateway", message, retry_after)
+    message = "the LLM gateway could not embed the query"
+    return DependencyUnavailable("gateway", message, retry_after, detail=str(exc))
 
 
 def as_utc(value: datetime | None) -> datetime | None:

@@ -137,10 +137,14 @@ def _rejected_field(batch: bool, rejection: Rejection) -> str:
 
 
 def _unavailable(exc: Exception) -> ApiError:
-    logger.warning("submission refused, dependency unavailable: %s", exc)
+    """The envelope logs the detail under the request id the answer names."""
     message = "the pipeline cannot take documents right now; nothing was kept, retry later"
     return ApiError(
-        503, "unavailable", message, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
+        503,
+        "unavailable",
+        message,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+        detail=f"dependency unavailable: {type(exc).__name__}: {exc}",
     )
 
 

@@ -8,9 +8,18 @@ gateway answers in OpenAI's shape instead).
 the error is not about one field) and `errors` lists every field at fault. A handler raises
 `ApiError` (or `DependencyUnavailable`: 503 with `Retry-After`, type `<dependency>_unavailable`);
 FastAPI's own refusals (validation, 404, 405) are answered in the same envelope.
+
+No internals in a body: `message` is written for the client. What only an operator should
+read (a dependency's address, an exception's text) goes in the error's `detail`, which is
+logged, never answered; a 5xx answer, and any error with a detail, ends its message with
+`(request id <id>)` and carries `X-Request-ID`, the id its log line has as `request_id` (the
+caller's `X-Request-ID`, or the correlation id the service set, or a new one). An exception no
+handler expected is a 500 `internal_error` with that id, its traceback in the log.
 """
 
+import logging
 import math
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -21,9 +30,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from sift_common.logs import correlation_id
+
 RETRY_AFTER_S = 5
 REQUEST_PARTS = ("query", "path", "header", "cookie", "body")
 Location = Sequence[int | str]
+REQUEST_ID_HEADER = "X-Request-ID"
+logger = logging.getLogger("sift_common.service.errors")
 
 
 class FieldError(BaseModel):
@@ -43,7 +56,8 @@ class ErrorResponse(BaseModel):
 
 
 class ApiError(Exception):
-    """Answered as `status` with the envelope; `errors` are (field, reason) pairs."""
+    """Answered as `status` with the envelope; `errors` are (field, reason) pairs; `detail`
+    is logged with the request id, never answered."""
 
     def __init__(
         self,
@@ -53,10 +67,12 @@ class ApiError(Exception):
         *,
         errors: Sequence[tuple[str, str]] = (),
         headers: Mapping[str, str] | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.kind, self.message = status, kind, message
         self.errors, self.headers = list(errors), dict(headers or {})
+        self.detail = detail
 
     def response(self) -> JSONResponse:
         fields = [FieldError(field=field, reason=reason) for field, reason in self.errors]
@@ -69,13 +85,19 @@ class ApiError(Exception):
 class DependencyUnavailable(ApiError):
     """A dependency the request needs is down or at capacity: 503, naming it."""
 
-    def __init__(self, dependency: str, message: str, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        dependency: str,
+        message: str,
+        retry_after_s: float | None = None,
+        *,
+        detail: str | None = None,
+    ) -> None:
         self.dependency = dependency
         self.retry_after_s = retry_after_s or RETRY_AFTER_S
         retry_after = str(max(1, math.ceil(self.retry_after_s)))
-        super().__init__(
-            503, f"{dependency}_unavailable", message, headers={"Retry-After": retry_after}
-        )
+        kind, headers = f"{dependency}_unavailable", {"Retry-After": retry_after}
+        super().__init__(503, kind, message, headers=headers, detail=detail)
 
 
 def error_doc(description: str, retry_after: bool = False) -> dict[str, Any]:
@@ -108,6 +130,32 @@ def status_kind(status: int) -> str:
     return "_".join(phrase.lower().replace("-", " ").split())
 
 
+def request_id(request: Request) -> str:
+    """The id an operator finds the request's log lines by."""
+    return correlation_id.get() or request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+
+
+def referenced(request: Request, error: ApiError) -> Response:
+    """The error's response; a 5xx or an error with a detail names the request id, and the
+    detail is logged under it."""
+    if error.detail is None and error.status < 500:
+        return error.response()
+    rid = request_id(request)[:200]
+    if error.detail is not None:
+        logger.warning(
+            "%s %s answered %d %s: %s",
+            request.method,
+            request.url.path,
+            error.status,
+            error.kind,
+            error.detail,
+            extra={"request_id": rid},
+        )
+    error.message = f"{error.message} (request id {rid})"
+    error.headers = {**error.headers, REQUEST_ID_HEADER: rid}
+    return error.response()
+
+
 def install_error_handlers(
     app: FastAPI, field_of: Callable[[Location], str] = request_field
 ) -> None:
@@ -117,7 +165,7 @@ def install_error_handlers(
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return exc.response()
+        return referenced(request, exc)
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -135,6 +183,18 @@ def install_error_handlers(
         kind = status_kind(exc.status_code)
         return ApiError(exc.status_code, kind, str(exc.detail), headers=exc.headers).response()
 
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        rid = request_id(request)[:200]
+        logger.error(
+            "unhandled error on %s %s",
+            request.method,
+            request.url.path,
+            exc_info=exc,
+            extra={"request_id": rid},
+        )
+        return referenced(request, ApiError(500, "internal_error", "internal error"))
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
