@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
 from sift_archiver.cli import app as cli
+from sift_archiver.pagination import MAX_OFFSET, MAX_SEARCH_OFFSET, encode_cursor
 from sift_common.contracts import DocumentAnalyzed, EntityDigested, EntityRef
 from sift_common.messaging.topology import Topology
 from tests.support.archiver import (
@@ -198,6 +199,19 @@ async def test_bad_parameters_name_the_field(api: RunningArchiver) -> None:
     async with api.http() as http:
         anonymous = await http.get("/v1/status", headers={"X-API-Key": "wrong"})
     assert anonymous.status_code == 401
+
+
+async def test_tampered_cursors_and_offsets_past_the_bound_are_422(api: RunningArchiver) -> None:
+    scores = "/v1/entities/company:acme corp/scores"
+    for state in ({"after": "yesterday"}, {"after": 5}, {"offset": 3}, {"after": None, "x": 1}):
+        await refused(api, scores, 422, "cursor", cursor=encode_cursor(state))
+    for state in ({"offset": MAX_OFFSET + 1}, {"offset": "2"}, {"offset": True}, ["offset"]):
+        await refused(api, "/v1/rankings", 422, "cursor", cursor=encode_cursor(state))
+    await refused(api, "/v1/rankings", 422, "cursor", cursor=encode_cursor({"offset": 1, "k": 2}))
+    deepest = await get(api, "/v1/rankings", cursor=encode_cursor({"offset": MAX_OFFSET}))
+    assert deepest == {"items": [], "next_cursor": None}
+    past = encode_cursor({"offset": MAX_SEARCH_OFFSET + 1})
+    await refused(api, "/v1/search", 422, "cursor", q="acme", cursor=past)
 
 
 async def test_rankings_top_and_bottom_with_pages(api: RunningArchiver) -> None:

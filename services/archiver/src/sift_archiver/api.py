@@ -27,7 +27,14 @@ from sift_archiver.api_models import (
 )
 from sift_archiver.api_support import Format, gateway_unavailable, list_response, time_range
 from sift_archiver.embedder import Embedder
-from sift_archiver.pagination import BadParameter, cursor_offset, decode_cursor, encode_cursor
+from sift_archiver.pagination import (
+    MAX_SEARCH_OFFSET,
+    BadParameter,
+    cursor_after,
+    cursor_offset,
+    encode_cursor,
+    next_offset_cursor,
+)
 from sift_archiver.queries import DocFilters
 from sift_archiver.settings import QUERY_SCOPE
 from sift_archiver.status import BrokerUnavailable, Depths
@@ -144,11 +151,10 @@ def _score_routes(router: APIRouter, service: QueryService) -> None:
     ) -> Response:
         """Score of one entity over time: count, mean, min, max per bucket (UTC)."""
         start, end = time_range(since, until)
-        after = decode_cursor(cursor).get("after")
+        after_time = cursor_after(cursor)
         filters = DocFilters(source, kind, language, start, end)
         async with service.connection() as conn:
             entity = await _entity_or_404(conn, entity_key)
-            after_time = datetime.fromisoformat(after) if isinstance(after, str) else None
             rows = await queries.scores(conn, entity, bucket, filters, after_time, limit + 1)
         next_cursor = (
             encode_cursor({"after": rows[limit - 1]["bucket_start"]}) if len(rows) > limit else None
@@ -174,7 +180,7 @@ def _score_routes(router: APIRouter, service: QueryService) -> None:
             rows = await queries.rankings(
                 conn, direction, window_days, kind, offset, limit + 1, min_documents
             )
-        next_cursor = encode_cursor({"offset": offset + limit}) if len(rows) > limit else None
+        next_cursor = next_offset_cursor(offset, limit, len(rows) > limit)
         return list_response(rows[:limit], next_cursor, fmt, RANKING_COLUMNS)
 
 
@@ -195,7 +201,7 @@ def _search_routes(router: APIRouter, service: QueryService) -> None:
         if not q.strip():
             raise BadParameter("q", "must not be blank")
         start, end = time_range(since, until)
-        offset = cursor_offset(cursor)
+        offset = cursor_offset(cursor, MAX_SEARCH_OFFSET)
         model, vector = await service.embed_query(q)
         filters = DocFilters(source, kind, language, start, end)
         async with service.connection() as conn:
@@ -209,9 +215,8 @@ def _search_routes(router: APIRouter, service: QueryService) -> None:
             for doc, distance in page
         ]
         more = len(found) > offset + k
-        return list_response(
-            items, encode_cursor({"offset": offset + k}) if more else None, fmt, SEARCH_COLUMNS
-        )
+        next_cursor = next_offset_cursor(offset, k, more, MAX_SEARCH_OFFSET)
+        return list_response(items, next_cursor, fmt, SEARCH_COLUMNS)
 
 
 def _detail_routes(router: APIRouter, service: QueryService) -> None:
