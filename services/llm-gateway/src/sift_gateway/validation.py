@@ -20,7 +20,7 @@ class RequestLimits:
 
     max_messages: int = 1024
     max_n: int = 8
-    max_tokens: int = 32768
+    max_tokens: int = 131072  # above a context, a request is clamped to fit (context.py)
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:
