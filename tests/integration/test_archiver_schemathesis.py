@@ -1,0 +1,196 @@
+"""The real `sift-archiver` process on a fresh database, real RabbitMQ, and the real gateway in
+front of a FAKE embeddings upstream: schemathesis on its query API's OpenAPI (no 5xx, every
+answer documented and conforming to its schema, the key checked). The collector's twin:
+test_collector_schemathesis.py."""
+
+import asyncio
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.checks import negative_data_rejection
+
+from scripts.processes import Child, free_port
+from sift_common.messaging.topology import Topology
+from tests.integration.test_collector_schemathesis import CHECKS
+from tests.support.archiver import (
+    analyzed,
+    archiver_settings,
+    fake_embedding_gateway,
+    publish_all,
+    running_archiver,
+    table_counts,
+    topology,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+__all__ = ["topology"]
+
+KEY = "schemathesis-archiver-key"
+ARCHIVER = Path(sys.executable).parent / "sift-archiver"
+# Known gap, reported: these routes answer 404 in the error envelope for an unknown id but
+# their OpenAPI does not list it (schemathesis: "ST103 Undocumented status code"). The fix
+# belongs in sift_archiver/api.py (`responses={404: error_doc(...)}` on each route).
+UNDOCUMENTED_404 = {
+    "/v1/documents/{document_id}": "No document with this id",
+    "/v1/entities/{entity_key}": "No entity with this key",
+    "/v1/entities/{entity_key}/scores": "No entity with this key",
+}
+# `negative_data_rejection` is left out: FastAPI reads query strings leniently by design (the
+# last of a repeated parameter wins, `since`/`until` also take Unix seconds), which that check
+# reports as "ST201 Schema-violating request accepted" although nothing wrong gets through;
+# the negative run still holds every answer to no 5xx and the documented statuses and bodies.
+ARCHIVER_CHECKS = [check for check in CHECKS if check is not negative_data_rejection]
+EXAMPLES = 40  # per operation and mode: the whole test stays well under 90 s on 2 cores
+
+
+@asynccontextmanager
+async def archiver_process(
+    rabbit_url: str, namespace: str, database_url: str, gateway_url: str, log: Path
+) -> AsyncIterator[str]:
+    """Run `sift-archiver` (it migrates the empty database) until ready; its base URL."""
+    port = free_port()
+    environ = {
+        **os.environ,
+        "SIFT_RABBIT_URL": rabbit_url,
+        "SIFT_NAMESPACE": namespace,
+        "SIFT_DATABASE_URL": database_url,
+        "SIFT_GATEWAY_URL": gateway_url,
+        "SIFT_ARCHIVER_PORT": str(port),
+        "SIFT_ARCHIVER_API_KEYS": f'{{"{KEY}": "schemathesis"}}',
+        "SIFT_ARCHIVER_BATCH_WAIT_S": "0.2",
+        "SIFT_ARCHIVER_REFRESH_EVERY_S": "0",
+        # The `ignored_auth` check sends wrong keys on purpose: do not throttle this address.
+        "SIFT_AUTH_FAILURES_PER_MINUTE": "100000",
+    }
+    base_url = f"http://127.0.0.1:{port}"
+    archiver = Child("sift-archiver", [str(ARCHIVER)], log, environ).start()
+    try:
+        await asyncio.to_thread(archiver.wait_ready, f"{base_url}/health/ready", 90)
+        yield base_url
+    finally:
+        archiver.stop(signal.SIGINT)  # SIGINT: stop at once, no drain grace
+
+
+def load_schema(base_url: str) -> Any:
+    """The archiver's OpenAPI, with the 404s it answers but does not yet document added (only
+    where still missing): every other answer stays held to the document as served."""
+    document = httpx.get(f"{base_url}/openapi.json", timeout=30).raise_for_status().json()
+    for path, description in UNDOCUMENTED_404.items():
+        responses = document["paths"][path]["get"]["responses"]
+        if "404" not in responses:
+            print(f"GET {path}: 404 not in the archiver's OpenAPI (added for this run)")
+            responses["404"] = {**responses["401"], "description": description}
+    schema = schemathesis.openapi.from_dict(document)
+    schema.location = f"{base_url}/openapi.json"
+    # Known bug, reported: a NUL in a text parameter reaches PostgreSQL, which refuses it, and
+    # the archiver answers 500 (test_a_nul_in_a_text_parameter_is_refused_with_422 below).
+    # Unknown query parameters are ignored, as FastAPI does everywhere: not invalid input.
+    schema.config.generation.update(allow_x00=False, allow_extra_parameters=False)
+    return schema
+
+
+def run_schemathesis(
+    base_url: str, mode: GenerationMode
+) -> tuple[Counter[tuple[str, int]], dict[str, str]]:
+    """Every operation of the query API, `EXAMPLES` generated cases each: (route, status)
+    counts, and each failing operation with what schemathesis reports (its reproducing curl
+    included). Blocking: run it in a thread, the gateway shares the test's event loop."""
+    schema = load_schema(base_url)
+    seen: Counter[tuple[str, int]] = Counter()
+    failures: dict[str, str] = {}
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
+        operation = result.ok()
+        if mode.is_negative and not operation.path_parameters and not operation.query:
+            continue  # nothing to make invalid: health, metrics and status take no input
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            # The same cases every run: a CI failure reproduces at once, and a rare find
+            # cannot make the suite flaky. To explore, run it locally with derandomize off.
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+        def conforms(case: schemathesis.Case[Any]) -> None:
+            response = case.call_and_validate(
+                headers={"X-API-Key": KEY}, checks=ARCHIVER_CHECKS, timeout=60
+            )
+            seen[(case.operation.label, response.status_code)] += 1
+
+        try:
+            conforms()
+        except (FailureGroup, Exception) as failure:  # every operation runs; all reported
+            failures[operation.label] = str(failure)
+    return seen, failures
+
+
+@pytest.mark.timeout(240)
+async def test_query_api_answers_only_documented_statuses_and_never_5xx(
+    rabbit_url: str, namespace: str, fresh_database: str, tmp_path: Path
+) -> None:
+    events = [
+        analyzed(f"Harbour note {n}", f"Cranes and ferries at the harbour, note {n}.",
+                 entities=(("company", "Acme Shipping", 40.0 + n),))
+        for n in range(4)
+    ]  # fmt: skip
+    async with (
+        fake_embedding_gateway(tmp_path) as gateway,
+        archiver_process(
+            rabbit_url, namespace, fresh_database, gateway.url, tmp_path / "archiver.log"
+        ) as base_url,
+    ):
+        # A few stored documents, so searches, rankings and score series return rows too.
+        await publish_all(rabbit_url, Topology(namespace), events)
+
+        async def stored() -> bool:
+            return (await table_counts(fresh_database))["documents"] == len(events)
+
+        await wait_for(stored, timeout=60)
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            seen, failures = await asyncio.to_thread(run_schemathesis, base_url, mode)
+            print(mode, dict(seen))
+            assert not failures, "\n\n".join(f"{op}: {text}" for op, text in failures.items())
+            # The run got past the door to real answers, and (negative) to refusals of input.
+            expected = (200,) if mode.is_positive else (422,)
+            search = "GET /v1/search"
+            assert sum(seen[(search, status)] for status in expected) > 0, seen
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: a NUL (%00) in a text parameter reaches PostgreSQL (CharacterNotInRepertoire"
+    "Error) and the archiver answers 500; when this passes, drop the xfail and the allow_x00=False "
+    "in load_schema",
+)
+async def test_a_nul_in_a_text_parameter_is_refused_with_422(
+    rabbit_url: str, namespace: str, fresh_database: str, tmp_path: Path, topology: Any
+) -> None:
+    async with fake_embedding_gateway(tmp_path) as gateway:
+        settings = archiver_settings(
+            rabbit_url, namespace, fresh_database, gateway.url, archiver_refresh_every_s=0
+        )
+        async with running_archiver(settings) as running, running.http() as http:
+            answers = [
+                await http.get("/v1/rankings", params={"kind": "a\x00b"}),
+                await http.get("/v1/search", params={"q": "x", "source": "\x00"}),
+                await http.get("/v1/search", params={"q": "x", "language": "e\x00n"}),
+                await http.get("/v1/entities/company:a%00b"),
+            ]
+    assert [a.status_code for a in answers] == [422, 422, 422, 422], [a.text for a in answers]
