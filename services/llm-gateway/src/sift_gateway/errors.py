@@ -119,9 +119,14 @@ def _answer(request: web.Request, error: ApiError) -> web.Response:
             error.detail,
             extra={"request_id": rid},
         )
-    error.message = f"{error.message} (request id {rid})"
-    error.headers = {**error.headers, REQUEST_ID_HEADER: rid}
-    return error.response()
+    return ApiError(  # a copy: an error raised again must not collect ids
+        error.status,
+        f"{error.message} (request id {rid})",
+        error_type=error.error_type,
+        code=error.code,
+        param=error.param,
+        headers={**error.headers, REQUEST_ID_HEADER: rid},
+    ).response()
 
 
 @web.middleware

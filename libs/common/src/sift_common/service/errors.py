@@ -151,9 +151,10 @@ def referenced(request: Request, error: ApiError) -> Response:
             error.detail,
             extra={"request_id": rid},
         )
-    error.message = f"{error.message} (request id {rid})"
-    error.headers = {**error.headers, REQUEST_ID_HEADER: rid}
-    return error.response()
+    message = f"{error.message} (request id {rid})"
+    headers = {**error.headers, REQUEST_ID_HEADER: rid}
+    copy = ApiError(error.status, error.kind, message, errors=error.errors, headers=headers)
+    return copy.response()  # a copy: an error raised again must not collect ids
 
 
 def install_error_handlers(
