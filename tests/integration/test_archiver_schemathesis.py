@@ -41,14 +41,6 @@ __all__ = ["topology"]
 
 KEY = "schemathesis-archiver-key"
 ARCHIVER = Path(sys.executable).parent / "sift-archiver"
-# Known gap, reported: these routes answer 404 in the error envelope for an unknown id but
-# their OpenAPI does not list it (schemathesis: "ST103 Undocumented status code"). The fix
-# belongs in sift_archiver/api.py (`responses={404: error_doc(...)}` on each route).
-UNDOCUMENTED_404 = {
-    "/v1/documents/{document_id}": "No document with this id",
-    "/v1/entities/{entity_key}": "No entity with this key",
-    "/v1/entities/{entity_key}/scores": "No entity with this key",
-}
 # `negative_data_rejection` is left out: FastAPI reads query strings leniently by design (the
 # last of a repeated parameter wins, `since`/`until` also take Unix seconds), which that check
 # reports as "ST201 Schema-violating request accepted" although nothing wrong gets through;
@@ -86,20 +78,13 @@ async def archiver_process(
 
 
 def load_schema(base_url: str) -> Any:
-    """The archiver's OpenAPI, with the 404s it answers but does not yet document added (only
-    where still missing): every other answer stays held to the document as served."""
+    """The archiver's OpenAPI as served: every answer is held to it (NUL bytes included, which
+    the text parameters refuse with a 422 before PostgreSQL could)."""
     document = httpx.get(f"{base_url}/openapi.json", timeout=30).raise_for_status().json()
-    for path, description in UNDOCUMENTED_404.items():
-        responses = document["paths"][path]["get"]["responses"]
-        if "404" not in responses:
-            print(f"GET {path}: 404 not in the archiver's OpenAPI (added for this run)")
-            responses["404"] = {**responses["401"], "description": description}
     schema = schemathesis.openapi.from_dict(document)
     schema.location = f"{base_url}/openapi.json"
-    # Known bug, reported: a NUL in a text parameter reaches PostgreSQL, which refuses it, and
-    # the archiver answers 500 (test_a_nul_in_a_text_parameter_is_refused_with_422 below).
     # Unknown query parameters are ignored, as FastAPI does everywhere: not invalid input.
-    schema.config.generation.update(allow_x00=False, allow_extra_parameters=False)
+    schema.config.generation.update(allow_extra_parameters=False)
     return schema
 
 
@@ -173,12 +158,6 @@ async def test_query_api_answers_only_documented_statuses_and_never_5xx(
             assert sum(seen[(search, status)] for status in expected) > 0, seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a NUL (%00) in a text parameter reaches PostgreSQL (CharacterNotInRepertoire"
-    "Error) and the archiver answers 500; when this passes, drop the xfail and the allow_x00=False "
-    "in load_schema",
-)
 async def test_a_nul_in_a_text_parameter_is_refused_with_422(
     rabbit_url: str, namespace: str, fresh_database: str, tmp_path: Path, topology: Any
 ) -> None:

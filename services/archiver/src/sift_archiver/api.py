@@ -47,14 +47,17 @@ from sift_common.service.ops import ops_router
 from sift_common.service.readiness import Readiness
 
 Kind = Literal["news", "review", "generic"]
+# PostgreSQL refuses NUL in text: refused here with a 422 naming the parameter, not a 500 there.
+NO_NUL = r"^[^\x00]*$"
 EntityKey = Annotated[
-    str, Path(min_length=3, max_length=400, pattern=r"^[^:]+:.+$", description="kind:name")
+    str,
+    Path(min_length=3, max_length=400, pattern=r"^[^:\x00]+:[^\x00]+$", description="kind:name"),
 ]
 FormatQ = Annotated[Format, Query(alias="format")]
 Cursor = Annotated[str | None, Query(max_length=500)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-SourceQ = Annotated[str | None, Query(min_length=1, max_length=200)]
-LanguageQ = Annotated[str | None, Query(min_length=2, max_length=16)]
+SourceQ = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
+LanguageQ = Annotated[str | None, Query(min_length=2, max_length=16, pattern=NO_NUL)]
 
 ACQUIRE_TIMEOUT_S = 5.0  # waiting longer for a pooled connection: the database is in trouble
 
@@ -65,6 +68,7 @@ SEARCH_COLUMNS = ["document_id", "title", "source", "kind", "language", "publish
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `format=csv`"}
 }
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: error_doc("No such document or entity")}
 
 
 @dataclass
@@ -135,7 +139,10 @@ def _router(service: QueryService) -> APIRouter:
 
 def _score_routes(router: APIRouter, service: QueryService) -> None:
     @router.get(
-        "/entities/{entity_key}/scores", tags=["scores"], response_model=ScorePage, responses=CSV
+        "/entities/{entity_key}/scores",
+        tags=["scores"],
+        response_model=ScorePage,
+        responses={**CSV, **NOT_FOUND},
     )
     async def entity_scores(
         entity_key: EntityKey,
@@ -165,7 +172,7 @@ def _score_routes(router: APIRouter, service: QueryService) -> None:
     async def rankings(
         direction: Literal["top", "bottom"] = "top",
         window_days: Annotated[int, Query(ge=1, le=3650)] = 30,
-        kind: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+        kind: Annotated[str | None, Query(min_length=1, max_length=50, pattern=NO_NUL)] = None,
         min_documents: Annotated[
             int, Query(ge=1, le=10_000, description="ignore entities with fewer documents")
         ] = 1,
@@ -187,7 +194,9 @@ def _score_routes(router: APIRouter, service: QueryService) -> None:
 def _search_routes(router: APIRouter, service: QueryService) -> None:
     @router.get("/search", tags=["search"], response_model=SearchPage, responses=CSV)
     async def semantic_search(
-        q: Annotated[str, Query(min_length=1, max_length=2000, description="text to search")],
+        q: Annotated[
+            str, Query(min_length=1, max_length=2000, pattern=NO_NUL, description="text to search")
+        ],
         k: Annotated[int, Query(ge=1, le=100)] = 10,
         kind: Kind | None = None,
         source: SourceQ = None,
@@ -220,7 +229,7 @@ def _search_routes(router: APIRouter, service: QueryService) -> None:
 
 
 def _detail_routes(router: APIRouter, service: QueryService) -> None:
-    @router.get("/documents/{document_id}", tags=["documents"])
+    @router.get("/documents/{document_id}", tags=["documents"], responses=NOT_FOUND)
     async def get_document(
         document_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
     ) -> DocumentDetail:
@@ -231,7 +240,7 @@ def _detail_routes(router: APIRouter, service: QueryService) -> None:
             raise HTTPException(404, f"no document {document_id}")
         return DocumentDetail.model_validate(found)
 
-    @router.get("/entities/{entity_key}", tags=["entities"])
+    @router.get("/entities/{entity_key}", tags=["entities"], responses=NOT_FOUND)
     async def get_entity(
         entity_key: EntityKey, history: Annotated[int, Query(ge=1, le=500)] = 20
     ) -> EntityDetail:
