@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help sync lint format typecheck test test-unit test-integration migrate demo up down bench \
 	vllm-prepare vllm-up vllm-down vllm-status gateway bench-gateway docs collector \
-	analyzer archiver bench-archive bench-digest test-e2e eval
+	analyzer archiver bench-archive bench-digest bench-pipeline test-e2e eval
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -75,7 +75,7 @@ down: ## Stop the docker compose services
 eval: sync vllm-prepare ## Analysis and search quality on the labelled set (docs/quality.md)
 	$(RUN) python -m scripts.eval $(EVAL_ARGS)
 
-bench: bench-gateway bench-archive bench-digest ## Run every benchmark under bench/
+bench: bench-gateway bench-archive bench-digest bench-pipeline ## Run every benchmark under bench/
 
 bench-gateway: sync ## Gateway overhead: direct vs Sift vs LiteLLM at constant offered rates
 	$(RUN) python -m bench.gateway_overhead $(BENCH_ARGS)
@@ -85,6 +85,9 @@ bench-archive: sync ## Store throughput with embeddings and k-NN recall/latency 
 
 bench-digest: sync ## Digest refreshes: LLM calls of the novelty policy vs a fixed interval
 	$(RUN) python bench/digest_refresh.py $(BENCH_ARGS)
+
+bench-pipeline: sync ## The whole pipeline on a zero-delay FAKE LLM: overhead vs the store's ceiling, dedup storm, replica scaling
+	$(RUN) python -m bench.pipeline $(BENCH_ARGS)
 
 docs: sync ## Regenerate the references made from the code: configuration, events, AsyncAPI, OpenAPI
 	$(RUN) python -m scripts.docs
