@@ -97,14 +97,7 @@ class Analyzer:
             shutdown.on_stop("database", self.engine.dispose)
             shutdown.on_stop("redis", self.redis.aclose)
             shutdown.on_stop("gateway client", self.gateway.aclose)
-            await start_consuming(
-                shutdown,
-                self.broker,
-                self.topology,
-                self.inflight,
-                self.settings,
-                service="analyzer",
-            )
+            await start_consuming(shutdown, self, "analyzer")
             logger.info("analyzer started", extra={"namespace": self.settings.namespace})
             yield
 

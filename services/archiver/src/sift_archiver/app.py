@@ -114,14 +114,7 @@ class Archiver:
             shutdown.on_stop("gateway client", self.gateway.aclose)
             shutdown.on_stop("status connection", self.queue_depths.close)
             documents = await self._open_store(shutdown)
-            await start_consuming(
-                shutdown,
-                self.broker,
-                self.topology,
-                self.inflight,
-                self.settings,
-                service="archiver",
-            )
+            await start_consuming(shutdown, self, "archiver")
             shutdown.on_stop("open batch", documents.batcher.close)
             shutdown.on_stop("intake", self.inflight.stop_accepting)
             if self.settings.archiver_refresh_every_s > 0:

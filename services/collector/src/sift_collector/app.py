@@ -88,14 +88,7 @@ class Collector:
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         async with serving("collector", self.readiness) as shutdown:
             shutdown.on_stop("redis", self.redis.aclose)
-            await start_consuming(
-                shutdown,
-                self.broker,
-                self.topology,
-                self.inflight,
-                self.settings,
-                service="collector",
-            )
+            await start_consuming(shutdown, self, "collector")
             if self.sources:
                 shutdown.background("source scheduler", self._scheduler().run_forever)
             logger.info("collector started", extra={"namespace": self.settings.namespace})

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from faststream.rabbit import RabbitBroker
 
@@ -77,22 +77,28 @@ async def serving(name: str, readiness: Readiness) -> AsyncIterator[Shutdown]:
     logger.info("%s stopped", name)
 
 
-async def start_consuming(
-    shutdown: Shutdown,
-    broker: RabbitBroker,
-    topology: Topology,
-    inflight: InFlight,
-    settings: RabbitSettings,
-    *,
-    service: str,
-) -> None:
+class Consumer(Protocol):
+    """What a consuming service's composition root holds (collector, analyzer, archiver)."""
+
+    @property
+    def broker(self) -> RabbitBroker: ...
+    @property
+    def topology(self) -> Topology: ...
+    @property
+    def inflight(self) -> InFlight: ...
+    @property
+    def settings(self) -> RabbitSettings: ...
+
+
+async def start_consuming(shutdown: Shutdown, consumer: Consumer, service: str) -> None:
     """Connect, declare the whole topology (or `service`'s own queues, SIFT_RABBIT_DECLARE=own)
-    and start the subscribers. At exit, the messages in
-    flight are drained first (`SIFT_DRAIN_TIMEOUT_S`), then the broker stops."""
+    and start the subscribers. At exit, the messages in flight are drained first
+    (`SIFT_DRAIN_TIMEOUT_S`), then the broker stops."""
+    broker, settings, inflight = consumer.broker, consumer.settings, consumer.inflight
     await broker.connect()
     shutdown.on_stop("broker", broker.stop)
     own = service if settings.rabbit_declare == "own" else None
-    await declare_topology(str(settings.rabbit_url), topology, service=own)
+    await declare_topology(str(settings.rabbit_url), consumer.topology, service=own)
     await broker.start()
     drain_s = settings.drain_timeout_s
     shutdown.on_stop("messages in flight", lambda: inflight.drain(drain_s))
