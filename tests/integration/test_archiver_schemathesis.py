@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import sys
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,15 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.core.failures import FailureGroup
-from schemathesis.core.result import Ok
-from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from scripts.processes import Child, free_port
 from sift_common.messaging.topology import Topology
-from tests.integration.test_collector_schemathesis import CHECKS
 from tests.support.archiver import (
     analyzed,
     archiver_settings,
@@ -35,17 +29,13 @@ from tests.support.archiver import (
     topology,
     wait_for,
 )
+from tests.support.fuzzing import Seen, fuzz_operations
 
 pytestmark = pytest.mark.integration
 __all__ = ["topology"]
 
 KEY = "schemathesis-archiver-key"
 ARCHIVER = Path(sys.executable).parent / "sift-archiver"
-# `negative_data_rejection` is left out: FastAPI reads query strings leniently by design (the
-# last of a repeated parameter wins, `since`/`until` also take Unix seconds), which that check
-# reports as "ST201 Schema-violating request accepted" although nothing wrong gets through;
-# the negative run still holds every answer to no 5xx and the documented statuses and bodies.
-ARCHIVER_CHECKS = [check for check in CHECKS if check is not negative_data_rejection]
 EXAMPLES = 40  # per operation and mode: the whole test stays well under 90 s on 2 cores
 
 
@@ -88,42 +78,16 @@ def load_schema(base_url: str) -> Any:
     return schema
 
 
-def run_schemathesis(
-    base_url: str, mode: GenerationMode
-) -> tuple[Counter[tuple[str, int]], dict[str, str]]:
-    """Every operation of the query API, `EXAMPLES` generated cases each: (route, status)
-    counts, and each failing operation with what schemathesis reports (its reproducing curl
-    included). Blocking: run it in a thread, the gateway shares the test's event loop."""
-    schema = load_schema(base_url)
-    seen: Counter[tuple[str, int]] = Counter()
-    failures: dict[str, str] = {}
-    for result in schema.get_all_operations():
-        assert isinstance(result, Ok), result
-        operation = result.ok()
-        if mode.is_negative and not operation.path_parameters and not operation.query:
-            continue  # nothing to make invalid: health, metrics and status take no input
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            database=None,
-            # The same cases every run: a CI failure reproduces at once, and a rare find
-            # cannot make the suite flaky. To explore, run it locally with derandomize off.
-            derandomize=True,
-            suppress_health_check=list(HealthCheck),
-        )
-        def conforms(case: schemathesis.Case[Any]) -> None:
-            response = case.call_and_validate(
-                headers={"X-API-Key": KEY}, checks=ARCHIVER_CHECKS, timeout=60
-            )
-            seen[(case.operation.label, response.status_code)] += 1
-
-        try:
-            conforms()
-        except (FailureGroup, Exception) as failure:  # every operation runs; all reported
-            failures[operation.label] = str(failure)
-    return seen, failures
+def run_schemathesis(base_url: str, mode: GenerationMode) -> tuple[Seen, dict[str, str]]:
+    """Every operation of the query API, `EXAMPLES` generated cases each."""
+    return fuzz_operations(
+        load_schema(base_url),
+        mode,
+        examples=EXAMPLES,
+        headers={"X-API-Key": KEY},
+        # health, metrics and status take no input: nothing to make invalid
+        takes_input=lambda operation: bool(operation.path_parameters or operation.query),
+    )
 
 
 @pytest.mark.timeout(240)

@@ -18,34 +18,17 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from redis.asyncio import Redis
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    ignored_auth,
-    negative_data_rejection,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from scripts.processes import Child, free_port
 from sift_common.messaging.topology import Topology
+from tests.support.fuzzing import CHECKS
 from tests.support.rabbit import delete_topology
 
 pytestmark = pytest.mark.integration
 
 KEY = "schemathesis-key"
 COLLECTOR = Path(sys.executable).parent / "sift-collector"
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    negative_data_rejection,
-    ignored_auth,
-]
 
 
 @asynccontextmanager

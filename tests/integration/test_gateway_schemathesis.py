@@ -6,23 +6,18 @@ test_archiver_schemathesis.py, test_collector_schemathesis.py."""
 
 import asyncio
 import json
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 import schemathesis
 import yaml
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.core.failures import FailureGroup
-from schemathesis.core.result import Ok
 
 from tests.conftest import ROOT
-from tests.integration.test_archiver_schemathesis import ARCHIVER_CHECKS
 from tests.support.archiver import FakeEmbeddings, fake_vector
 from tests.support.fake_upstream import FakeUpstream, running_fake
+from tests.support.fuzzing import Seen, fuzz_operations
 from tests.support.gateway import chat_profile, embed_profile, running_gateway
 
 pytestmark = pytest.mark.integration
@@ -45,9 +40,7 @@ class AnyInputEmbeddings(FakeEmbeddings):
         return web.json_response({"object": "list", "data": data, "model": self.model})
 
 
-def run_schemathesis(
-    base_url: str, mode: GenerationMode
-) -> tuple[Counter[tuple[str, int]], dict[str, str]]:
+def run_schemathesis(base_url: str, mode: GenerationMode) -> tuple[Seen, dict[str, str]]:
     document = yaml.safe_load(OPENAPI.read_text())
     # Any model name but the two served is a 404: generate those two (and, negative, others).
     for route, alias in (("/v1/chat/completions", "chat"), ("/v1/embeddings", "embed")):
@@ -57,35 +50,15 @@ def run_schemathesis(
     schema = schemathesis.openapi.from_dict(document)
     schema.location = f"{base_url}/openapi.yaml"
     schema.config.generation.update(allow_x00=False, allow_extra_parameters=False)
-    seen: Counter[tuple[str, int]] = Counter()
-    failures: dict[str, str] = {}
-    for result in schema.get_all_operations():
-        assert isinstance(result, Ok), result
-        operation = result.ok()
-        if mode.is_negative and not len(operation.body):
-            continue  # nothing to make invalid: health and models take no input
-
-        # Derandomized: the same cases each run, so a CI failure reproduces (explore locally
-        # with derandomize off and more examples: 200 per operation and mode found nothing).
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-            suppress_health_check=list(HealthCheck),
-        )  # fmt: skip
-        def conforms(case: schemathesis.Case[Any]) -> None:
-            response = case.call_and_validate(
-                base_url=base_url,
-                headers={"Authorization": f"Bearer {KEY}"},
-                checks=ARCHIVER_CHECKS,
-                timeout=60,
-            )
-            seen[(case.operation.label, response.status_code)] += 1
-
-        try:
-            conforms()
-        except (FailureGroup, Exception) as failure:  # every operation runs; all reported
-            failures[operation.label] = str(failure)
-    return seen, failures
+    # Derandomized (in fuzz_operations): 200 per operation and mode found nothing.
+    return fuzz_operations(
+        schema,
+        mode,
+        examples=EXAMPLES,
+        headers={"Authorization": f"Bearer {KEY}"},
+        takes_input=lambda operation: bool(len(operation.body)),  # health, models: none
+        base_url=base_url,
+    )
 
 
 @pytest.mark.timeout(240)
