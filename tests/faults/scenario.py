@@ -211,6 +211,20 @@ def recovery_seconds(verdict: Verdict, fault_end: float) -> float | None:
     return round(max((verdict.last_stored_at - end).total_seconds(), 0.0), 2)
 
 
+def ledger_fields(verdict: Verdict, fed: int) -> dict[str, Any]:
+    """The store judged against the ledger, as every scenario's result reports it."""
+    return {
+        "fed": fed,
+        "stored": verdict.stored_once,
+        "lost": len(verdict.lost),
+        "doubled": len(verdict.doubled),
+        "incomplete": len(verdict.incomplete),
+        "wrong_body": len(verdict.wrong_body),
+        "extra": len(verdict.extra),
+        "store_problems": verdict.problems(),
+    }
+
+
 def _result(
     rig: Rig,
     fault: Fault,
@@ -226,14 +240,7 @@ def _result(
         "scenario": fault.name,
         "fault": fault.description,
         "fault_window_s": fault.window_s,
-        "fed": unique,
-        "stored": verdict.stored_once,
-        "lost": len(verdict.lost),
-        "doubled": len(verdict.doubled),
-        "incomplete": len(verdict.incomplete),
-        "wrong_body": len(verdict.wrong_body),
-        "extra": len(verdict.extra),
-        "store_problems": verdict.problems(),
+        **ledger_fields(verdict, unique),
         "llm_calls": sum(calls.values()),
         "llm_calls_per_unique": round(sum(calls.values()) / unique, 3) if unique else None,
         "documents_called_more_than_once": sum(1 for n in calls.values() if n > 1),
