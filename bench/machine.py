@@ -1,9 +1,12 @@
-"""What every bench records about the machine it ran on, next to its numbers."""
+"""What every bench records about the machine it ran on, next to its numbers, and how busy
+the whole machine was (other work shows as noise in a measured window)."""
 
 import os
 import platform
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 
 def cpu_model() -> str:
@@ -26,3 +29,9 @@ def describe(**extra: Any) -> dict[str, Any]:
         "loadavg_at_start": os.getloadavg(),
         **extra,
     }
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent on anything but idling or waiting for I/O, since boot."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))

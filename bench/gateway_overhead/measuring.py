@@ -9,6 +9,7 @@ from types import TracebackType
 
 import psutil
 
+from bench.machine import machine_busy_s
 from scripts.processes import usage
 
 from . import REPO_ROOT
@@ -51,12 +52,6 @@ def sample(watched: Watched) -> ProcSample:
         driver_cpu_s=own.user + own.system,
         machine_busy_s=machine_busy_s(),
     )
-
-
-def machine_busy_s() -> float:
-    """CPU seconds all cores spent on anything but idling or waiting for I/O, since boot."""
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - times.iowait
 
 
 class PeakRss:

@@ -11,6 +11,7 @@ from typing import Any
 import psutil
 
 from bench.archive import BenchInvalid, check_stored, stored_rows
+from bench.machine import machine_busy_s
 from scripts.processes import Usage, usage
 from tests.faults import observe
 from tests.faults.rig import Rig
@@ -27,12 +28,6 @@ def own_cpu_s() -> float:
     """This process's CPU seconds (threads included, children not: they are the services)."""
     times = psutil.Process().cpu_times()
     return float(times.user + times.system)
-
-
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine spent busy (all cores, idle and iowait left out)."""
-    times = psutil.cpu_times()
-    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
 @dataclass
