@@ -475,6 +475,25 @@ async def test_the_collector_door(start_collector: StartCollector) -> None:
         assert auth_failures(metrics, reason) == (2 if reason == "unknown" else 1), reason
 
 
+async def test_closed_metrics_answer_only_the_metrics_scope(
+    start_collector: StartCollector,
+) -> None:
+    scraper = "m" * 40
+    keys = {DOOR_KEY: "wire", scraper: {"name": "prometheus", "scopes": ["metrics"]}}
+    collector = await start_collector(collector_api_keys=keys, open_metrics=False)
+    async with client_for(collector) as http:
+        assert_refused(await http.get("/metrics"), 401, "missing_api_key")
+        as_publisher = await http.get("/metrics", headers={"X-API-Key": DOOR_KEY})
+        assert_refused(as_publisher, 403, "forbidden")
+        scraped = await http.get("/metrics", headers={"Authorization": f"Bearer {scraper}"})
+        assert scraped.status_code == 200, scraped.text
+        assert (await http.get("/health/ready")).status_code == 200  # probes carry no key
+        ingest = await http.post("/v1/documents", json=doc(1), headers={"X-API-Key": scraper})
+        assert_refused(ingest, 403, "forbidden")  # the scraper's key reads metrics only
+    assert auth_failures(scraped.text, "forbidden") == 1
+    assert auth_failures(scraped.text, "missing") == 1
+
+
 async def test_collector_keys_rotate_through_the_key_file(
     start_collector: StartCollector, tmp_path: Path
 ) -> None:

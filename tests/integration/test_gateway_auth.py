@@ -1,7 +1,8 @@
 """The LLM gateway's door (FAKE upstreams): `Authorization: Bearer` keys with scopes
 (`inference`, `admin`), a priority cap per key, a request rate per key, failed attempts
 throttled per address, the key file rotated while the gateway runs; the official `openai`
-client and Sift's own `GatewayClient` work unchanged with a key; health and metrics stay open.
+client and Sift's own `GatewayClient` work unchanged with a key; health stays open, and
+`/metrics` needs the `metrics` scope where it is closed (production's default).
 """
 
 from collections.abc import AsyncIterator
@@ -173,7 +174,7 @@ async def test_a_key_cannot_ask_for_more_than_its_priority_class(
         )
 
 
-async def test_health_and_metrics_stay_open_and_count_refusals(
+async def test_health_stays_open_and_metrics_are_open_in_development(
     guarded: tuple[RunningGateway, FakeUpstream],
 ) -> None:
     gateway, _ = guarded
@@ -184,6 +185,33 @@ async def test_health_and_metrics_stay_open_and_count_refusals(
         await http.get("/v1/models")
         assert await metric(http, "sift_auth_failures_total", reason="unknown") == 1
         assert await metric(http, "sift_auth_failures_total", reason="missing") == 1
+
+
+async def test_closed_metrics_need_a_key_with_the_metrics_scope(
+    tmp_path: Path, fakes: StartFake
+) -> None:
+    """What production does by default (`SIFT_OPEN_METRICS` unset), asked for explicitly."""
+    scraper = "m" * 40
+    keys = {**KEYS, scraper: {"name": "prometheus", "scopes": ["metrics"]}}
+    profiles = {"main": chat_profile((await fakes()).url)}
+    async with (
+        running_gateway(tmp_path, profiles, {"chat": "main"}, gateway_api_keys=keys,
+                        open_metrics=False) as gateway,
+        client(gateway) as http,
+    ):  # fmt: skip
+        assert_openai_error(await http.get("/metrics"), 401, code="invalid_api_key")
+        wrong = await http.get("/metrics", headers=bearer("x" * 40))
+        assert_openai_error(wrong, 401, code="invalid_api_key")
+        for other_scope in (INFERENCE_KEY, ADMIN_KEY):
+            refused = await http.get("/metrics", headers=bearer(other_scope))
+            assert_openai_error(refused, 403, code="insufficient_scope")
+        scraped = await http.get("/metrics", headers=bearer(scraper))
+        assert scraped.status_code == 200, scraped.text
+        assert 'sift_auth_failures_total{reason="forbidden"} 2.0' in scraped.text
+        assert (await http.get("/health/live")).status_code == 200
+        assert (await http.get("/health/ready")).status_code in (200, 503)
+        inference = await http.get("/v1/models", headers=bearer(scraper))
+        assert_openai_error(inference, 403, code="insufficient_scope")
 
 
 async def test_failed_attempts_are_throttled_per_address(

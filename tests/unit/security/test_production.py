@@ -11,7 +11,7 @@ from sift_analyzer.settings import AnalyzerSettings
 from sift_archiver.settings import ArchiverSettings
 from sift_collector.settings import CollectorSettings
 from sift_common.errors import ConfigError
-from sift_common.settings import ServiceSettings, load_settings
+from sift_common.settings import AuthSettings, ServiceSettings, load_settings
 from sift_gateway.settings import GatewayServiceSettings
 from tests.support.security import SECURE, STRONG, key_entry
 
@@ -104,3 +104,21 @@ def test_a_malformed_key_table_names_its_variable(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SIFT_COLLECTOR_API_KEYS", '{"sha256:abc": "publisher"}')
     with pytest.raises(ConfigError, match=r"^invalid settings: SIFT_COLLECTOR_API_KEYS: sha256:"):
         load_settings(CollectorSettings)
+
+
+DOORS: list[type[AuthSettings]] = [CollectorSettings, ArchiverSettings, GatewayServiceSettings]
+
+
+@pytest.mark.parametrize("service", DOORS, ids=lambda s: s.__name__)
+def test_metrics_are_closed_in_production_open_in_development_and_either_on_request(
+    production: pytest.MonkeyPatch, service: type[AuthSettings], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert load_settings(service).metrics_need_key
+    production.setenv("SIFT_OPEN_METRICS", "true")
+    assert not load_settings(service).metrics_need_key
+    assert "SIFT_OPEN_METRICS=true" in caplog.text  # production warns about an open /metrics
+    production.setenv("SIFT_ENV", "development")
+    production.delenv("SIFT_OPEN_METRICS")
+    assert not load_settings(service).metrics_need_key
+    production.setenv("SIFT_OPEN_METRICS", "false")
+    assert load_settings(service).metrics_need_key

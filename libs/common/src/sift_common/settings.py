@@ -26,7 +26,7 @@ from sqlalchemy.exc import ArgumentError
 
 from sift_common.errors import ConfigError
 from sift_common.security.key_settings import KeySettings
-from sift_common.security.keys import DEV_KEY, MIN_KEY_LENGTH, parse_keys
+from sift_common.security.keys import DEV_KEY, METRICS_SCOPE, MIN_KEY_LENGTH, parse_keys
 from sift_common.security.production import default_password, redis_without_password
 
 logger = logging.getLogger(__name__)
@@ -219,6 +219,28 @@ class AuthSettings(ServiceSettings):
             "per minute (and at once); beyond them it gets 429 with Retry-After."
         ),
     )
+
+    open_metrics: bool | None = Field(
+        default=None,
+        description=(
+            "SIFT_OPEN_METRICS: whether `/metrics` answers without a key. Unset: open in "
+            "development, closed in production, where the scraper needs a key with the "
+            f"`{METRICS_SCOPE}` scope (sent as `Authorization: Bearer` or the door's own header)."
+        ),
+    )
+
+    @property
+    def metrics_need_key(self) -> bool:
+        return self.env == "production" if self.open_metrics is None else not self.open_metrics
+
+    def production_warnings(self) -> list[str]:
+        warnings = super().production_warnings()
+        if not self.metrics_need_key:
+            warnings.append(
+                "SIFT_OPEN_METRICS=true: /metrics answers anyone who reaches this port; "
+                "keep the port on an internal interface"
+            )
+        return warnings
 
     @model_validator(mode="after")
     def _keys_parse(self) -> Self:

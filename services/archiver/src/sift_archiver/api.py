@@ -109,6 +109,8 @@ def create_api(
     readiness: Readiness,
     registry: CollectorRegistry,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    *,
+    metrics_need_key: bool = False,
 ) -> FastAPI:
     app = FastAPI(
         title="Sift archiver query API",
@@ -125,7 +127,7 @@ def create_api(
     install_error_handlers(app)
     analyst = require_api_key(guard, QUERY_SCOPE)
     app.include_router(_router(service), dependencies=[Depends(analyst)])
-    app.include_router(ops_router(readiness, registry))
+    app.include_router(ops_router(readiness, registry, guard if metrics_need_key else None))
     return app
 
 

@@ -79,6 +79,7 @@ class Archiver:
             self.readiness,
             self.registry,
             self.lifespan,
+            metrics_need_key=s.metrics_need_key,
         )
 
     def _subscribe(self) -> None:

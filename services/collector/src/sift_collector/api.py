@@ -78,6 +78,7 @@ def create_api(
     *,
     limits: ApiLimits = ApiLimits(),
     lifespan: Lifespan | None = None,
+    metrics_need_key: bool = False,
 ) -> FastAPI:
     """The collector's HTTP app; every resource is passed in (the composition root owns them)."""
     app = FastAPI(title="Sift collector", version="1.0.0", description=__doc__, lifespan=lifespan)
@@ -86,7 +87,7 @@ def create_api(
     guarded = APIRouter(route_class=_guarded_route(_make_guard(guard, rate_limit, limits)))
     _add_ingest_route(guarded, ingest, limits)
     app.include_router(guarded)
-    app.include_router(ops_router(readiness, registry))
+    app.include_router(ops_router(readiness, registry, guard if metrics_need_key else None))
     return app
 
 

@@ -66,6 +66,7 @@ class Collector:
         self.api: FastAPI = create_api(
             self.ingest, s.api_keys.guard(self.registry), publisher_rate_limit(s), self.readiness,
             self.registry, limits=limits, lifespan=self.lifespan,
+            metrics_need_key=s.metrics_need_key,
         )  # fmt: skip
 
     def _sources(self) -> "list[SourceConfig]":

@@ -16,7 +16,7 @@ from sift_common.logs import configure_logging
 from sift_common.settings import load_or_exit
 from sift_common.store.engine import resolve_database_url
 from sift_gateway import ops
-from sift_gateway.auth import GUARD_KEY, authenticate
+from sift_gateway.auth import GUARD_KEY, METRICS_NEED_KEY, authenticate
 from sift_gateway.chat import chat_completions
 from sift_gateway.embeddings import embeddings, list_models
 from sift_gateway.errors import MAX_BODY_KEY, openai_errors
@@ -49,6 +49,7 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
         client_max_size=settings.gateway_max_request_bytes,
     )
     app[GUARD_KEY], app[MAX_BODY_KEY] = guard, settings.gateway_max_request_bytes
+    app[METRICS_NEED_KEY] = settings.metrics_need_key
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_get("/v1/models", list_models)

@@ -1,8 +1,9 @@
-"""The gateway's door: OpenAI-style `Authorization: Bearer <key>` on every route but health
-and metrics, checked by the shared `KeyGuard` (constant-time, rotating key file, failed
-attempts counted and throttled per client address).
+"""The gateway's door: OpenAI-style `Authorization: Bearer <key>` on every route but health,
+checked by the shared `KeyGuard` (constant-time, rotating key file, failed attempts counted
+and throttled per client address).
 
-Scopes: `inference` for `/v1/*` (chat, embeddings, models), `admin` for `/admin/*`. A key's
+Scopes: `inference` for `/v1/*` (chat, embeddings, models), `admin` for `/admin/*`, `metrics`
+for `/metrics` where it is closed (production, unless `SIFT_OPEN_METRICS=true`). A key's
 `priority` is the most urgent `x-sift-priority` class it may ask for: asking for more is
 refused (403 `priority_not_allowed`), never silently clamped, so a caller learns its key's
 limit at once; a request without the header gets `normal`, or the key's class if that is
@@ -24,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from sift_common.security.guard import KeyGuard, Refused
-from sift_common.security.keys import ApiKey
+from sift_common.security.keys import METRICS_SCOPE, ApiKey, bearer
 from sift_gateway.admission import PriorityClass
 from sift_gateway.errors import ApiError
 from sift_gateway.outcome import OUTCOME_KEY
@@ -35,7 +36,9 @@ logger = logging.getLogger(__name__)
 GUARD_KEY = web.AppKey("sift_gateway_guard", KeyGuard)
 PRIORITY_KEY = web.RequestKey("sift_gateway_priority", PriorityClass)
 INFERENCE, ADMIN = "inference", "admin"
-OPEN_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
+OPEN_PATHS = frozenset({"/health/live", "/health/ready"})
+METRICS_PATH = "/metrics"
+METRICS_NEED_KEY = web.AppKey("sift_gateway_metrics_need_key", bool)
 _REFUSALS = {
     "missing": (401, "invalid_request_error", "invalid_api_key"),
     "unknown": (401, "invalid_request_error", "invalid_api_key"),
@@ -46,22 +49,19 @@ _REFUSALS = {
 }
 
 
-def scope_of(path: str) -> str | None:
+def scope_of(path: str, metrics_need_key: bool) -> str | None:
     """The scope a path needs; None: open."""
     if path in OPEN_PATHS:
         return None
+    if path == METRICS_PATH:
+        return METRICS_SCOPE if metrics_need_key else None
     return ADMIN if path == "/admin" or path.startswith("/admin/") else INFERENCE
-
-
-def bearer(header: str | None) -> str | None:
-    scheme, _, token = (header or "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
     guard = request.app[GUARD_KEY]
-    scope = scope_of(request.path)
+    scope = scope_of(request.path, request.app[METRICS_NEED_KEY])
     if scope is None or guard.open:
         response: web.StreamResponse = await handler(request)
         return response

@@ -15,6 +15,9 @@ a presented key is hashed and compared with every stored digest by `hmac.compare
 neither a match nor a near miss shows in the timing. A `KeyRing` re-reads its file whenever
 the file changes (mtime, size or inode), so keys rotate without a restart: put the new key
 next to the old one, move the callers over, then drop the old one.
+
+`bearer(header)` reads the key out of an `Authorization: Bearer <key>` header, the form the
+gateway's callers and Prometheus's `authorization` setting send.
 """
 
 import hashlib
@@ -32,6 +35,7 @@ logger = logging.getLogger(__name__)
 HASH_PREFIX = "sha256:"
 DEV_KEY = "dev-key"
 MIN_KEY_LENGTH = 32
+METRICS_SCOPE = "metrics"  # reads /metrics where it is closed (production); no default holds it
 
 
 class KeyEntry(BaseModel):
@@ -75,6 +79,12 @@ class ApiKey:
 
 def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
+
+
+def bearer(header: str | None) -> str | None:
+    """The key in `Authorization: Bearer <key>`; None for no header or another scheme."""
+    scheme, _, token = (header or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def parse_keys(table: Mapping[str, str | KeyEntry], default_scopes: Iterable[str]) -> list[ApiKey]:

@@ -1,11 +1,12 @@
 """The API-key door of the collector's and the archiver's FastAPI apps, on `KeyGuard`.
 
-`require_api_key(guard, scope)` is a dependency (the OpenAPI document shows the `X-API-Key`
-scheme); `authenticate(request, guard, scope)` is the same check for code that runs before
-FastAPI's dependencies (the collector checks the key before it reads a body). Refusals use the
-shared envelope: 401 `missing_api_key` / `unknown_api_key` (with `WWW-Authenticate`), 403
-`forbidden` (a key without the route's scope), 429 `too_many_failed_attempts` or
-`rate_limited` with `Retry-After`.
+A key is presented in `X-API-Key`, or as `Authorization: Bearer <key>` (what Prometheus and
+OpenAI-style clients send). `require_api_key(guard, scope)` is a dependency (the OpenAPI
+document shows the `X-API-Key` scheme); `authenticate(request, guard, scope)` is the same check
+for code that runs before FastAPI's dependencies (the collector checks the key before it reads
+a body). Refusals use the shared envelope: 401 `missing_api_key` / `unknown_api_key` (with
+`WWW-Authenticate`), 403 `forbidden` (a key without the route's scope), 429
+`too_many_failed_attempts` or `rate_limited` with `Retry-After`.
 """
 
 import logging
@@ -16,7 +17,7 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
 from sift_common.security.guard import KeyGuard, Refused
-from sift_common.security.keys import ApiKey
+from sift_common.security.keys import ApiKey, bearer
 from sift_common.service.errors import ApiError
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,10 @@ def authenticate(request: Request, guard: KeyGuard, scope: str) -> ApiKey:
     """The caller's key, or the `ApiError` to answer with."""
     client = request.client.host if request.client else "unknown"
     try:
-        return guard.check(request.headers.get(API_KEY_HEADER), client, scope)
+        presented = request.headers.get(API_KEY_HEADER) or bearer(
+            request.headers.get("Authorization")
+        )
+        return guard.check(presented, client, scope)
     except Refused as refused:
         logger.warning(
             "refused %s %s from %s: %s", request.method, request.url.path, client, refused.reason
