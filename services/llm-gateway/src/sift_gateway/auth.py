@@ -8,7 +8,8 @@ for `/metrics` where it is closed (production, unless `SIFT_OPEN_METRICS=true`).
 refused (403 `priority_not_allowed`), never silently clamped, so a caller learns its key's
 limit at once; a request without the header gets `normal`, or the key's class if that is
 less urgent. With no key configured (development only: production refuses to start so) the
-gateway is open and says so in its log at start-up.
+gateway is open and says so in its log at start-up. The key's name rides on the request
+(`CALLER_KEY`) into the request log's `caller` column.
 
 A key's `rate_per_s` limits its requests; its `tokens_per_minute` budget is charged with each
 answer's prompt + completion tokens (as the upstream reported them) once the answer is done,
@@ -28,7 +29,7 @@ from sift_common.security.guard import KeyGuard, Refused
 from sift_common.security.keys import METRICS_SCOPE, ApiKey, bearer
 from sift_gateway.admission import PriorityClass
 from sift_gateway.errors import ApiError
-from sift_gateway.outcome import OUTCOME_KEY
+from sift_gateway.outcome import CALLER_KEY, OUTCOME_KEY
 from sift_gateway.validation import PRIORITY_HEADER, priority_class
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse
             "refused %s %s from %s: %s", request.method, request.path, client, refused.reason
         )
         raise refusal(refused) from None
+    request[CALLER_KEY] = key.name  # the request log's `caller`
     if scope == INFERENCE:
         request[PRIORITY_KEY] = allowed_priority(key, request.headers)
     try:

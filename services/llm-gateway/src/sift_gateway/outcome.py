@@ -29,6 +29,7 @@ class Outcome:
     completion_tokens: int | None = None
     error: str | None = None
     ttft_target_s: float | None = None
+    caller: str | None = None  # the API key's name, as the door found it
 
     def overhead_s(self, now: float) -> float:
         """Gateway time: the whole request minus upstream time (failed attempts and backoff
@@ -76,7 +77,11 @@ class Outcome:
             ttft_ms=None if self.ttft_s is None else self.ttft_s * 1000,
             error=self.error,
             created_at=datetime.now(UTC),
+            caller=self.caller,
+            endpoint=self.endpoint,
         )
 
 
 OUTCOME_KEY = web.RequestKey("sift_gateway_outcome", Outcome)
+CALLER_KEY = web.RequestKey("sift_gateway_caller", str)
+"""The name of the key the door let the request in with (absent on an open gateway)."""

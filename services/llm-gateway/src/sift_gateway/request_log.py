@@ -32,6 +32,8 @@ COLUMNS = (
     "ttft_ms",
     "error",
     "created_at",
+    "caller",
+    "endpoint",
 )
 
 
@@ -48,6 +50,8 @@ class LogRow:
     ttft_ms: float | None
     error: str | None
     created_at: datetime
+    caller: str | None = None  # the API key's name; None on an open (development) gateway
+    endpoint: str | None = None  # chat or embeddings
 
     def as_record(self) -> tuple[Any, ...]:
         return tuple(getattr(self, column) for column in COLUMNS)

@@ -17,7 +17,7 @@ from sift_gateway.errors import (
     unavailable,
     upstream_error,
 )
-from sift_gateway.outcome import OUTCOME_KEY, Outcome
+from sift_gateway.outcome import CALLER_KEY, OUTCOME_KEY, Outcome
 from sift_gateway.registry import ProfileRuntime
 from sift_gateway.state import GatewayState
 from sift_gateway.upstream import (
@@ -34,7 +34,7 @@ BodyFor = Callable[[ProfileRuntime], Awaitable[tuple[bytes, int]]]
 @contextmanager
 def observed(state: GatewayState, request: web.Request, endpoint: str) -> Iterator[Outcome]:
     """The request's Outcome; recorded (metrics, request log) however the request ends."""
-    outcome = Outcome(request_id(request), endpoint, "-")
+    outcome = Outcome(request_id(request), endpoint, "-", caller=request.get(CALLER_KEY))
     request[OUTCOME_KEY] = outcome  # the door charges its tokens to the caller's key
     try:
         yield outcome

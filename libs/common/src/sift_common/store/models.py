@@ -237,3 +237,7 @@ class RequestLog(Base):
     ttft_ms: Mapped[float | None]
     error: Mapped[str | None]
     created_at: Mapped[datetime] = _created_at()
+    # Revision 0004: the API key's name (None on an open development gateway, and on rows
+    # written before it) and the endpoint (chat, embeddings).
+    caller: Mapped[str | None]
+    endpoint: Mapped[str | None]
