@@ -63,6 +63,7 @@ class Analyzer:
             documents,
             prefetch=s.analyzer_prefetch,
             inflight=self.inflight,
+            registry=self.metrics.registry,
         )
         digests = observed(self.digests.handle, refresh_spec, self.metrics)
         subscribe(
@@ -72,6 +73,7 @@ class Analyzer:
             digests,
             prefetch=s.analyzer_digest_prefetch,
             inflight=self.inflight,
+            registry=self.metrics.registry,
         )
         self.readiness = Readiness(
             {

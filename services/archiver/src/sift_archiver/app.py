@@ -23,7 +23,7 @@ from sift_archiver import pool as database
 from sift_archiver.api import QueryService, create_api
 from sift_archiver.embedder import Embedder
 from sift_archiver.ingest import DigestArchive, DocumentArchive, refresh_publisher
-from sift_archiver.metrics import ArchiverMetrics
+from sift_archiver.metrics import ArchiverMetrics, QueueGauges
 from sift_archiver.refresh_schedule import run_refresh_schedule
 from sift_archiver.search import SearchSettings
 from sift_archiver.settings import ArchiverSettings
@@ -61,6 +61,8 @@ class Archiver:
         )
         self._pool: asyncpg.Pool | None = None
         self.queue_depths = QueueDepths(str(s.rabbit_url), self.topology)
+        self.queue_gauges = QueueGauges()
+        self.registry.register(self.queue_gauges)
         self.documents: DocumentArchive | None = None
         self.readiness = Readiness(
             {"database": lambda: database.ping(self.pool), "broker": broker_check(self.broker)}
@@ -96,11 +98,11 @@ class Archiver:
         prefetch = self.settings.prefetch
         subscribe(
             self.broker, self.topology, docs, on_analyzed,
-            prefetch=prefetch, inflight=self.inflight,
+            prefetch=prefetch, inflight=self.inflight, registry=self.registry,
         )  # fmt: skip
         subscribe(
             self.broker, self.topology, digests, on_digested,
-            prefetch=8, inflight=self.inflight,
+            prefetch=8, inflight=self.inflight, registry=self.registry,
         )  # fmt: skip
 
     @property
@@ -114,6 +116,9 @@ class Archiver:
         async with serving("archiver", self.readiness) as shutdown:
             shutdown.on_stop("gateway client", self.gateway.aclose)
             shutdown.on_stop("status connection", self.queue_depths.close)
+            shutdown.background(
+                "queue gauges", lambda stop: self.queue_gauges.run(self.queue_depths.states, stop)
+            )
             documents = await self._open_store(shutdown)
             await start_consuming(shutdown, self, "archiver")
             shutdown.on_stop("open batch", documents.batcher.close)

@@ -1,10 +1,12 @@
-"""Queue depths and DLQ sizes for `GET /v1/status`, read with passive declares (the management
-plugin is off on these machines). A queue that does not exist yet reads as null.
+"""Queue depths, consumers and DLQ sizes, read with passive declares (the management plugin is
+off on these machines): for `GET /v1/status` and for the queue gauges on /metrics. A queue that
+does not exist yet reads as null (and has no gauge).
 
 One connection is kept and reused: opening an AMQP connection per status poll costs the broker
 a handshake each time, and a busy broker answers a fresh handshake slowest of all."""
 
 import asyncio
+from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
@@ -19,6 +21,22 @@ class BrokerUnavailable(RuntimeError):
     """The broker did not answer the status read; the API turns this into a 503."""
 
 
+@dataclass(frozen=True)
+class QueueState:
+    """One consumer's queues as the broker reported them; None where a queue is not declared."""
+
+    queue: str  # the work queue's name, as the broker knows it (namespace included)
+    messages: int | None  # ready messages (unacked deliveries are not counted)
+    consumers: int | None
+    dlq: int | None
+
+
+@dataclass(frozen=True)
+class _Declared:
+    messages: int | None
+    consumers: int | None
+
+
 class QueueDepths:
     def __init__(self, rabbit_url: str, topology: Topology, timeout_s: float = 15.0) -> None:
         self.rabbit_url = rabbit_url
@@ -28,6 +46,14 @@ class QueueDepths:
         self._lock = asyncio.Lock()
 
     async def __call__(self) -> Depths:
+        """Ready messages and DLQ size per consumer queue (by its name without namespace)."""
+        return {
+            name: {"messages": state.messages, "dlq": state.dlq}
+            for name, state in (await self.states()).items()
+        }
+
+    async def states(self) -> dict[str, QueueState]:
+        """Every consumer queue's state, by the queue's name without namespace."""
         async with self._lock:  # one reader at a time shares the one connection
             try:
                 return await asyncio.wait_for(self._read(), self.timeout_s)
@@ -35,16 +61,21 @@ class QueueDepths:
                 await self.close()
                 raise BrokerUnavailable(f"broker did not answer: {error!r}") from error
 
-    async def _read(self) -> Depths:
+    async def _read(self) -> dict[str, QueueState]:
         if self._connection is None or self._connection.is_closed:
-            self._connection = await aio_pika.connect(self.rabbit_url)  # bounded by __call__
-        depths: Depths = {}
+            self._connection = await aio_pika.connect(self.rabbit_url)  # bounded by states()
+        states: dict[str, QueueState] = {}
         for spec in self.topology.consumer_queues:
-            depths[spec.name] = {
-                "messages": await _depth(self._connection, self.topology.work_queue(spec)),
-                "dlq": await _depth(self._connection, self.topology.dead_letter_queue(spec)),
-            }
-        return depths
+            work_queue = self.topology.work_queue(spec)
+            work = await _declared(self._connection, work_queue)
+            dlq = await _declared(self._connection, self.topology.dead_letter_queue(spec))
+            states[spec.name] = QueueState(
+                queue=work_queue,
+                messages=None if work is None else work.messages,
+                consumers=None if work is None else work.consumers,
+                dlq=None if dlq is None else dlq.messages,
+            )
+        return states
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -52,12 +83,12 @@ class QueueDepths:
             await connection.close()
 
 
-async def _depth(connection: AbstractConnection, queue: str) -> int | None:
+async def _declared(connection: AbstractConnection, queue: str) -> _Declared | None:
     channel = await connection.channel()
     try:
         declared = await channel.declare_queue(queue, passive=True)
     except ChannelClosed:  # not declared yet: the channel is closed by the broker
         return None
-    count = declared.declaration_result.message_count
+    result = declared.declaration_result
     await channel.close()
-    return count
+    return _Declared(result.message_count, result.consumer_count)

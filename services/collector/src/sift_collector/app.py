@@ -55,7 +55,9 @@ class Collector:
         self.registry = CollectorRegistry()
         self.limits = Limits(max_body_chars=s.collector_max_body_chars)
         self.ingest = Ingest(self.publisher, self.limits, registry=self.registry)
-        register_intake(self.broker, self.topology, self.ingest, inflight=self.inflight)
+        register_intake(
+            self.broker, self.topology, self.ingest, inflight=self.inflight, registry=self.registry
+        )
         document_outputs(self.broker, self.topology)
         self.sources = self._sources()
         self.readiness = Readiness(

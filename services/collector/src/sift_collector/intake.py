@@ -8,6 +8,7 @@ authenticated per publisher here, so their documents carry `metadata["publisher"
 """
 
 from faststream.rabbit import RabbitBroker
+from prometheus_client import CollectorRegistry
 
 from sift_collector.ingest import BatchRejectedError, Ingest
 from sift_common.contracts import DocumentCollected, DocumentSubmitted
@@ -27,8 +28,10 @@ def register_intake(
     *,
     prefetch: int = 32,
     inflight: InFlight | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> None:
-    """Subscribe the intake handler to the collector's intake queue (before `broker.start`)."""
+    """Subscribe the intake handler to the collector's intake queue (before `broker.start`);
+    with a `registry`, the messages' age at delivery is observed there."""
 
     async def on_submitted(event: DocumentSubmitted) -> None:
         try:
@@ -38,8 +41,9 @@ def register_intake(
             raise InvalidMessageError(f"document refused: {reasons}") from exc
 
     subscribe(
-        broker, topology, COLLECTOR_INTAKE, on_submitted, prefetch=prefetch, inflight=inflight
-    )
+        broker, topology, COLLECTOR_INTAKE, on_submitted,
+        prefetch=prefetch, inflight=inflight, registry=registry,
+    )  # fmt: skip
 
 
 def document_outputs(broker: RabbitBroker, topology: Topology) -> None:

@@ -5,7 +5,8 @@ fate is durable: the handler's effect done, or its copy confirmed on a retry que
 If even that publish fails (broker going away), the message is not acked and the broker
 redelivers it; the quorum queue's delivery limit stops a message that kills its consumer.
 Each message runs under the time budget of the service's `InFlight`, which also drains the
-consumer at shutdown (inflight.py).
+consumer at shutdown (inflight.py). Given the service's registry, it also times each message's
+wait in the queue (`sift_queue_message_age_seconds`; see `delivery_ages`).
 """
 
 import asyncio
@@ -13,9 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
+from prometheus_client import CollectorRegistry, Histogram
 
 from sift_common.logs import correlation_id
 from sift_common.messaging.broker import event_exchange, publish_to_queue, work_queue
@@ -42,6 +45,33 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[EventT], Awaitable[None]]
 
+AGE_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600)
+_AGES: WeakKeyDictionary[CollectorRegistry, Histogram] = WeakKeyDictionary()
+
+
+def delivery_ages(registry: CollectorRegistry) -> Histogram:
+    """Seconds from a message's publish (its AMQP timestamp, whole seconds) to its first
+    delivery, by work queue: how long it waited. A retried message is left out (its copy's
+    timestamp counts the retry delay too). One histogram per registry, shared by its queues."""
+    if registry not in _AGES:
+        _AGES[registry] = Histogram(
+            "sift_queue_message_age_seconds",
+            "Age of a message at its first delivery to a consumer (queue wait), by work queue",
+            ["queue"],
+            buckets=AGE_BUCKETS,
+            registry=registry,
+        )
+    return _AGES[registry]
+
+
+def _observe_age(ages: Histogram, message: RabbitMessage) -> None:
+    sent: datetime | None = message.raw_message.timestamp
+    if sent is None or RETRY_COUNT_HEADER in message.headers:  # upstream without a timestamp
+        return
+    if sent.tzinfo is None:  # AMQP timestamps are POSIX seconds: UTC
+        sent = sent.replace(tzinfo=UTC)
+    ages.observe(max((datetime.now(UTC) - sent).total_seconds(), 0.0))
+
 
 async def _raw_body(message: Any) -> bytes:
     # Skip FastStream's JSON decoding: a malformed body must reach our policy, not crash early.
@@ -59,16 +89,22 @@ def subscribe(
     *,
     prefetch: int = 32,
     inflight: InFlight | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> None:
     """Register `handler` for `spec`'s work queue; each message is decoded as `spec.event`.
     Handlers run concurrently up to `prefetch`, each within `inflight`'s time budget (a private
-    `InFlight` with the default budget when the caller does not drain at shutdown)."""
+    `InFlight` with the default budget when the caller does not drain at shutdown). With a
+    `registry`, each message's age at delivery is observed there."""
     queue_name = topology.work_queue(spec)
     tracker = inflight if inflight is not None else InFlight()
+    # The child exists from the start: a queue nothing was delivered from reads 0, not absent.
+    ages = None if registry is None else delivery_ages(registry).labels(queue_name)
 
     async def on_message(body: bytes, message: RabbitMessage) -> None:
         if not tracker.accepting:  # draining: left unacked, handed back when the channel closes
             return
+        if ages is not None:
+            _observe_age(ages, message)
         await _handle(message, body)
 
     async def _handle(message: RabbitMessage, body: bytes) -> None:
