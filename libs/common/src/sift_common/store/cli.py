@@ -1,4 +1,5 @@
-"""`sift-db`: migrate the store, show its revision and URL, stop the embedded server.
+"""`sift-db`: migrate the store, show its revision and URL, prune old request logs, stop the
+embedded server.
 
 The database is `SIFT_DATABASE_URL`, or the embedded PostgreSQL + pgvector under .sift/pgdata
 (started on demand) when that is unset.
@@ -9,6 +10,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 import asyncpg
 from alembic.util import CommandError
@@ -16,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from sift_common.errors import ConfigError
+from sift_common.ops import retention
 from sift_common.security.passwords import read_passwords
 from sift_common.settings import DatabaseSettings, load_settings
 from sift_common.store import migrate, roles
@@ -38,8 +41,29 @@ def _parser() -> argparse.ArgumentParser:
         "(ARCHIVER, ANALYZER, GATEWAY, READER), a login user <group>_login for each",
     )
     commands.add_parser("url", help="print the database URL in use (password hidden)")
+    prune = commands.add_parser(
+        "prune-request-logs",
+        help="delete gateway.request_logs rows older than an age, in short batches",
+    )
+    prune.add_argument("--older-than", required=True, type=_age, help="e.g. 30d, 8w, 36h")
+    prune.add_argument(
+        "--batch", type=_batch, default=retention.DEFAULT_BATCH, help="rows per transaction"
+    )
     commands.add_parser("stop-embedded", help="stop the embedded PostgreSQL server")
     return parser
+
+
+def _age(text: str) -> timedelta:
+    try:
+        return retention.parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _batch(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of rows, got {text!r}")
+    return int(text)
 
 
 def _shown(url: str) -> str:
@@ -58,6 +82,8 @@ async def _run(args: argparse.Namespace) -> None:
     elif args.command == "roles":
         for line in await _grant_roles(url):
             print(line)
+    elif args.command == "prune-request-logs":
+        await _prune(url, args.older_than, args.batch)
     elif args.command == "current":
         print(await migrate.current_revision(url) or "none (never migrated)")
     elif args.command == "upgrade":
@@ -80,6 +106,19 @@ async def _grant_roles(url: str) -> list[str]:
         return await roles.grant_roles(connection, {f"sift_{s}": p for s, p in passwords.items()})
     finally:
         await connection.close()
+
+
+async def _prune(url: str, older_than: timedelta, batch: int) -> None:
+    connection = await asyncpg.connect(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        cutoff, deleted = await retention.prune_request_logs(
+            connection, older_than, batch=batch, progress=lambda n: print(f"  {n} deleted ...")
+        )
+    finally:
+        await connection.close()
+    print(f"deleted {deleted} request logs created before {cutoff.isoformat()}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
