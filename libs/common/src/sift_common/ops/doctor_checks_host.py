@@ -37,7 +37,7 @@ def judge_disk(reading: DiskReading) -> Finding:
         f"{share:.0%} used ({reading.used / GIB:.1f} of {reading.total / GIB:.1f} GiB) "
         f"at {reading.path}, {reading.why}"
     )
-    fix = f"du -xh --max-depth 2 {reading.path} | sort -h | tail; sift backup prunes old dumps"
+    fix = f"du -xh --max-depth 2 {reading.path} | sort -h | tail"
     if share > DISK_FAIL:
         return Finding(
             area="host", name="disk", status="fail", what=f"above {DISK_FAIL:.0%}: {what}", fix=fix

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml  # with sift-common[service]'s uvicorn[standard]
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
@@ -94,14 +95,15 @@ async def read_upstreams(
         return f"HTTP {response.status_code}: set SIFT_GATEWAY_ADMIN_KEY (a key with `admin`)"
     if response.status_code != 200:
         return f"HTTP {response.status_code}"
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        return "the answer is not JSON"
     return body if isinstance(body, dict) else f"unexpected answer: {type(body).__name__}"
 
 
 def profile_engines(path: Path) -> list[tuple[str, str]]:
     """(profile, replica URL) for every replica in the profiles file, `${VAR}` expanded."""
-    import yaml  # the gateway's and services' dependency, not common's: only doctor reads it
-
     try:
         raw = yaml.safe_load(envsubst.expand_env(path.read_text()))
     except (OSError, yaml.YAMLError, envsubst.MissingVariableError) as exc:
