@@ -38,6 +38,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 }
 INFRA = {"rabbitmq", "redis", "postgres"}
 VLLM = {"vllm-chat": "gpu", "vllm-embed": "gpu", "vllm-chat-cpu": "cpu", "vllm-embed-cpu": "cpu"}
+OPS = {"prometheus", "alertmanager", "grafana", "node-exporter", "blackbox-exporter"}
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +49,14 @@ def compose() -> dict[str, Any]:
 
 def test_every_service_is_there_with_a_healthcheck(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == INFRA | set(VLLM) | set(SETTINGS) | set(JOBS)
+    assert set(services) == INFRA | set(VLLM) | set(SETTINGS) | set(JOBS) | OPS
     for name, service in services.items():
         if name not in JOBS:  # one-shot jobs end, and the others wait for that
             assert service["healthcheck"]["test"], name
     for name, profile in VLLM.items():
         assert services[name]["profiles"] == [profile]
+    for name in OPS:
+        assert services[name]["profiles"] == ["ops"], name
     assert services["rabbitmq"]["image"].endswith("-management")
     assert "pgvector" in services["postgres"]["image"]
     assert services["vllm-chat"]["image"].startswith("vllm/vllm-openai")
@@ -145,7 +148,7 @@ def test_consumers_get_longer_to_stop_than_their_drain(compose: dict[str, Any]) 
 SECRET = re.compile(r"\$\{([A-Z_]*(?:PASSWORD|KEY|KEYS|USER|TOKEN)[A-Z_]*)(:?[-?])")
 OPTIONAL_SECRETS = {"HF_TOKEN"}  # only gated models need it
 ENTRY_POINTS = {"collector": ["8110"], "archiver": ["8130"], "gateway": ["8100"],
-                "rabbitmq": ["5672"]}  # fmt: skip
+                "rabbitmq": ["5672"], "grafana": ["3000"]}  # fmt: skip
 BIND = "${SIFT_BIND_ADDRESS:-127.0.0.1}:"
 
 
@@ -172,6 +175,25 @@ def test_only_the_entry_points_are_published_on_localhost_by_default(
         for port in ports:
             assert port.startswith(BIND), (name, port)
         assert [port.removeprefix(BIND).split(":")[-1] for port in ports] == ENTRY_POINTS[name]
+
+
+def test_the_ops_profile_pins_its_images_and_reads_its_configs_read_only(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    for name in OPS:
+        image = services[name]["image"]
+        assert re.search(r":v?\d+\.\d+\.\d+$", image), (name, image)
+        for volume in services[name].get("volumes", []):
+            if volume.startswith(("./", "/")):  # bind mounts: configs and the host's root
+                assert volume.endswith((":ro", ":ro,rslave")), (name, volume)
+    assert services["prometheus"]["secrets"] == ["prometheus_key"]
+    assert compose["secrets"]["prometheus_key"]["file"].startswith("${SIFT_PROMETHEUS_KEY_FILE:?")
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert services["alertmanager"]["environment"]["SIFT_ALERT_WEBHOOK_URL"].startswith(
+        "${SIFT_ALERT_WEBHOOK_URL:?"
+    )
 
 
 def _gateway_profiles(compose: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, HeadersType
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -151,7 +151,11 @@ async def test_the_consumer_times_each_first_delivery_from_the_message_timestamp
     two_minutes_ago = datetime.now(UTC) - timedelta(minutes=2)
     try:
         async with rabbit_channel(rabbit_url) as channel:
-            for title, headers in (("waited", {}), ("retried", {RETRY_COUNT_HEADER: 1})):
+            cases: tuple[tuple[str, HeadersType], ...] = (
+                ("waited", {}),
+                ("retried", {RETRY_COUNT_HEADER: 1}),
+            )
+            for title, headers in cases:
                 body = sample_event(title).model_dump_json().encode()
                 message = aio_pika.Message(
                     body, content_type=JSON, timestamp=two_minutes_ago, headers=headers
