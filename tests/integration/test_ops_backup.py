@@ -185,3 +185,18 @@ async def test_client_older_than_the_server_is_refused_by_name(
     assert "older than the server" in refused.err
     assert "SIFT_PG_BIN_DIR" in refused.err
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+async def test_restoring_an_older_dump_says_to_upgrade(fresh_database: str, tmp_path: Path) -> None:
+    """A dump taken at 0003 restored over the newest schema: the schema goes back to 0003
+    and the command names the migration to run."""
+    await migrate.upgrade(fresh_database, "0003")
+    assert (await run_cli("sift", fresh_database, "backup", "--dir", str(tmp_path))).code == 0
+    [dump] = list(tmp_path.iterdir())
+    await migrate.upgrade(fresh_database)
+    assert head_revision() != "0003", "this test needs a migration after 0003"
+
+    restored = await run_cli("sift", fresh_database, "restore", str(dump), "--yes")
+    assert restored.code == 0, restored.err
+    assert "run `sift-db upgrade`" in restored.out
+    assert await migrate.current_revision(fresh_database) == "0003"
