@@ -72,6 +72,7 @@ class Stack:
     rabbit_url: str
     database_url: str
     engine: FakeUpstream
+    engine_server: AsyncExitStack  # closing it stops the engine: connections refused
     gateway: RunningGateway
     services: dict[str, FakeReadiness]
     profiles: Path
@@ -110,7 +111,8 @@ async def stack(
     await declare_topology(rabbit_url, topology)
     await upgrade(fresh_database)
     async with AsyncExitStack() as exits:
-        engine = await exits.enter_async_context(running_fake(FakeUpstream()))
+        engine_server = await exits.enter_async_context(AsyncExitStack())
+        engine = await engine_server.enter_async_context(running_fake(FakeUpstream()))
         profile = chat_profile(engine.url, breaker={"failure_threshold": 2, "open_for_s": 60.0})
         gateway = await exits.enter_async_context(
             running_gateway(tmp_path, {PROFILE: profile}, {"chat": PROFILE},
@@ -122,7 +124,7 @@ async def stack(
             name: await serve_readiness(exits, FakeReadiness())
             for name in ("collector", "analyzer", "archiver")
         }
-        yield Stack(topology, rabbit_url, fresh_database, engine, gateway, services,
+        yield Stack(topology, rabbit_url, fresh_database, engine, engine_server, gateway, services,
                     tmp_path / "profiles.yaml")  # fmt: skip
 
 
@@ -239,8 +241,8 @@ async def test_an_open_breaker_fails_naming_the_engine(stack: Stack) -> None:
     assert "/admin/upstreams" in (finding.fix or "")
 
 
-async def test_an_engine_that_is_down_fails(stack: Stack) -> None:
-    stack.engine.down = True  # every endpoint answers 503: /metrics and the gateway's probes
+async def test_a_stopped_engine_fails_naming_its_url(stack: Stack) -> None:
+    await stack.engine_server.aclose()  # the chat server stops: its port refuses connections
     runtime = stack.gateway.runtime(PROFILE)
     await eventually(lambda: not runtime.replicas[0].healthy)
 
@@ -248,9 +250,10 @@ async def test_an_engine_that_is_down_fails(stack: Stack) -> None:
     assert code == 1
     by_name = {(f.area, f.name): f for f in failing(report)}
     engine = by_name[("engines", f"{PROFILE} {stack.engine.url}")]
-    assert f"{stack.engine.url}/metrics" in engine.what
+    assert f"cannot read {stack.engine.url}/metrics (ConnectError" in engine.what
     assert f"curl -sf {stack.engine.url}/health" in (engine.fix or "")
-    assert ("services", "gateway") in by_name  # no replica passes: the gateway is not ready
+    gateway = by_name[("services", "gateway")]  # no replica passes a probe: not ready
+    assert f"profile:{PROFILE}" in gateway.what
 
 
 async def test_ten_percent_errors_in_the_last_hour_fail_the_profile(stack: Stack) -> None:
