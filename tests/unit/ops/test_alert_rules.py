@@ -155,3 +155,14 @@ def test_a_missing_or_malformed_webhook_url_stops_alertmanager(
     status, stderr, _ = _render(tmp_path, url)
     assert status != 0
     assert says in stderr
+
+
+def test_a_missing_tool_fails_under_make_test_and_skips_for_a_developer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIFT_REQUIRE_OPS_TOOLS", "1")  # as `make test` sets it
+    with pytest.raises(pytest.fail.Exception, match="make ops-tools"):
+        ops_tool("promtool-not-installed")
+    monkeypatch.delenv("SIFT_REQUIRE_OPS_TOOLS")
+    with pytest.raises(pytest.skip.Exception, match="make ops-tools"):
+        ops_tool("promtool-not-installed")
