@@ -127,7 +127,7 @@ async def test_openai_client_works_unchanged(
 
         stream = await oai.chat.completions.create(model="chat", messages=HI, stream=True)
         pieces = [chunk.choices[0].delta.content or "" async for chunk in stream]
-        assert "".join(pieces) == "Hello from the fake upstream. "
+        assert "".join(pieces) == "Hello from the fake upstream."
 
         vectors = await oai.embeddings.create(model="embed", input=["a", "b"])
         assert [item.index for item in vectors.data] == [0, 1]

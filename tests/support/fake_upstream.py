@@ -156,9 +156,10 @@ class FakeUpstream:
             return failure
         if behaviour.not_json:
             return web.json_response(_completion(self.model, "{not json at all"))
+        content = self._content(record, behaviour)
         if record["body"].get("stream"):
-            return await self._stream(request, behaviour)
-        return web.json_response(_completion(self.model, self._content(record, behaviour)))
+            return await self._stream(request, behaviour, content, record["body"])
+        return web.json_response(_completion(self.model, content))
 
     def _content(self, record: dict[str, Any], behaviour: Behaviour) -> str:
         schema = _response_schema(record["body"])
@@ -166,12 +167,19 @@ class FakeUpstream:
             return behaviour.content
         return orjson.dumps(minimal_instance(schema)).decode()
 
-    async def _stream(self, request: web.Request, behaviour: Behaviour) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, behaviour: Behaviour, content: str, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        """vLLM's shape: a role event, one event per word (the last one finishing), and with
+        `stream_options.include_usage` a usage event; the pieces join to `content`."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        words = behaviour.content.split()
         chunks = [_chunk(self.model, {"role": "assistant", "content": ""})]
-        chunks += [_chunk(self.model, {"content": word + " "}) for word in words]
+        chunks += [_chunk(self.model, {"content": piece}) for piece in _PIECE.findall(content)]
+        chunks[-1]["choices"][0]["finish_reason"] = "stop"
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = _completion(self.model, content)["usage"]
+            chunks.append({**_chunk(self.model, {}), "choices": [], "usage": usage})
         for index, chunk in enumerate(chunks):
             if behaviour.stall_after_chunks is not None and index >= behaviour.stall_after_chunks:
                 await asyncio.sleep(3600)
@@ -197,6 +205,7 @@ def _response_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     return schema if isinstance(schema, dict) else None
 
 
+_PIECE = re.compile(r"\S+\s*|\s+")  # a word and the space after it
 _STRING_CANDIDATES = ("Fake answer for the test.", "X", "", "FAKE")
 
 
@@ -261,7 +270,7 @@ def _completion(model: str, content: str) -> dict[str, Any]:
     }
 
 
-def _chunk(model: str, delta: dict[str, str]) -> dict[str, Any]:
+def _chunk(model: str, delta: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion.chunk",

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from sift_gateway.admission import PriorityClass
+from sift_gateway.assemble import streaming_body
 from sift_gateway.auth import request_priority
 from sift_gateway.context import (
     ContextOverflowError,
@@ -53,6 +54,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             fitted, cost = await fit_context(
                 state, candidate, payload, messages, max_field, max_tokens
             )
+            if not stream and _streams_upstream(candidate, payload):
+                fitted = streaming_body(fitted)
             return _upstream_body(candidate, fitted, priority), cost
 
         call = await open_with_fallback(
@@ -113,6 +116,12 @@ async def count_prompt_tokens(
         return None
     count = answer.get("count")
     return count if isinstance(count, int) else None
+
+
+def _streams_upstream(runtime: ProfileRuntime, payload: dict[str, Any]) -> bool:
+    """A non-streamed request goes upstream as a stream where the profile allows it; one
+    carrying its own `stream_options` goes as sent, for vLLM to judge."""
+    return runtime.profile.stream_upstream and "stream_options" not in payload
 
 
 def _upstream_body(

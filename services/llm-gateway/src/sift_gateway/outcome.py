@@ -50,7 +50,8 @@ class Outcome:
     def _record_tokens(self, metrics: GatewayMetrics, total: float) -> None:
         if self.status != 200:
             return
-        # Without a stream there is no first token to time: the whole answer stands in for it.
+        # No first token timed (embeddings; chat with `stream_upstream` off): the whole answer
+        # stands in for it.
         first = self.ttft_s if self.ttft_s is not None else self.upstream_s
         if self.ttft_target_s is not None and first <= self.ttft_target_s:
             metrics.goodput.labels(self.profile).inc()

@@ -77,6 +77,13 @@ class Profile(BaseModel):
         default=False,
         description="The replicas run vLLM with --scheduling-policy priority: send `priority`.",
     )
+    stream_upstream: bool = Field(
+        default=True,
+        description=(
+            "Chat: ask the replicas for a stream (with usage) even for a non-streamed request "
+            "and assemble the one answer, so TTFT and time per output token are measured."
+        ),
+    )
     timeouts: Timeouts = Timeouts()
     breaker: BreakerSettings = BreakerSettings()
     retries: RetrySettings = RetrySettings()

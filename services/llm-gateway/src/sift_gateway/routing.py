@@ -49,6 +49,8 @@ def relay_json(state: GatewayState, call: UpstreamCall, outcome: Outcome) -> web
     """Pass a complete upstream JSON answer through as it is, with the gateway's headers."""
     call.finish(state.metrics, ok=True)
     outcome.upstream_s = call.first_byte_at - call.sent_at
+    if call.first_token_at is not None:  # assembled from a stream: its first token was timed
+        outcome.ttft_s = call.first_token_at - call.sent_at
     outcome.status = 200
     outcome.prompt_tokens, outcome.completion_tokens = usage_of(call.first_chunk)
     overhead_ms = outcome.overhead_s(time.monotonic()) * 1000

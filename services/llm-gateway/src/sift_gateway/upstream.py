@@ -3,7 +3,9 @@
 `UpstreamCaller.open` returns an `UpstreamCall` whose response is ready to read: for a stream,
 its first chunk has already arrived. Everything before that point may be retried (another
 replica, backoff with jitter, `Retry-After` honoured, one total deadline); nothing after it is,
-because the client may already have bytes.
+because the client may already have bytes. A non-streamed chat request asked as a stream
+(`sift_gateway.assemble`) is read whole within the attempt, like a JSON answer: a stream that
+breaks before its end is retried, and only the total deadline bounds it.
 """
 
 import asyncio
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from sift_gateway.admission import PriorityClass, QueueTimeoutError
+from sift_gateway.assemble import IncompleteStreamError, assemble, is_event_stream, read_stream
 from sift_gateway.backoff import RETRYABLE_STATUS, RetryPolicy, parse_retry_after
 from sift_gateway.metrics import GatewayMetrics
 from sift_gateway.registry import ProfileRuntime, Replica
@@ -69,6 +72,7 @@ class UpstreamCall:
     queue_wait_s: float
     attempts: int
     retrying_s: float = 0.0
+    first_token_at: float | None = None  # a non-streamed answer assembled from a stream
     _finished: bool = False
 
     def finish(self, metrics: GatewayMetrics, ok: bool) -> None:
@@ -177,10 +181,11 @@ class UpstreamCaller:
                     replica.url + path, data=body, headers=JSON_HEADERS, timeout=connect
                 )
                 if response.status == 200:
-                    first = await response.content.readany() if stream else await response.read()
-                    now = time.monotonic()
-                    return UpstreamCall(runtime, replica, response, first, sent_at, now, 0.0, 0)
+                    return await _answered(runtime, replica, response, sent_at, stream)
                 payload = await response.read()
+        except IncompleteStreamError as exc:
+            failure = Failure(502, "the model server's answer broke off", detail=str(exc))
+            return self._failed(runtime, replica, response, failure)
         except UPSTREAM_ERRORS as exc:
             if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ServerTimeoutError):
                 # This request's own deadline, not a dead replica (connect and read timeouts
@@ -217,6 +222,29 @@ class UpstreamCaller:
         settle(self._metrics, runtime, replica, response, ok=False)
         detail = f"{replica.url}: {failure.detail}"
         return Failure(failure.status, failure.message, failure.retry_after_s, detail=detail)
+
+
+async def _answered(
+    runtime: ProfileRuntime,
+    replica: Replica,
+    response: aiohttp.ClientResponse,
+    sent_at: float,
+    stream: bool,
+) -> UpstreamCall:
+    """A 200 read as far as the call needs: a stream's first chunk, or the whole answer (a
+    stream asked for a non-streamed request assembled into one, after the clock stops)."""
+    first_token_at = None
+    if stream:
+        first = await response.content.readany()
+    elif is_event_stream(response):
+        first, first_token_at = await read_stream(response)
+    else:
+        first = await response.read()
+    call = UpstreamCall(runtime, replica, response, first, sent_at, time.monotonic(), 0.0, 0)
+    if first_token_at is not None:
+        call.first_token_at = first_token_at
+        call.first_chunk = assemble(first)
+    return call
 
 
 @dataclass(frozen=True)
