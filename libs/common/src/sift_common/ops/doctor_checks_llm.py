@@ -4,7 +4,7 @@ readings in, findings out, no I/O."""
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sift_common.ops.doctor_model import Finding
+from sift_common.ops.doctor_model import Area, Finding
 from sift_common.ops.doctor_thresholds import ERROR_RATE_FAIL, KV_CACHE_WARN
 
 ADMIN_KEY_VARIABLE = "SIFT_GATEWAY_ADMIN_KEY"
@@ -175,8 +175,8 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
 
-def skipped(area: str, name: str, what: str) -> Finding:
-    return Finding.model_validate({"area": area, "name": name, "status": "skip", "what": what})
+def skipped(area: Area, name: str, what: str) -> Finding:
+    return Finding(area=area, name=name, status="skip", what=what)
 
 
 def unreachable_database(error: str) -> Finding:
@@ -185,5 +185,5 @@ def unreachable_database(error: str) -> Finding:
         name="gateway.request_logs",
         status="fail",
         what=f"cannot query the request logs ({error}); is {DATABASE_VARIABLE} right?",
-        fix='pg_isready -d "$SIFT_DATABASE_URL"; sift-db upgrade',
+        fix="sift-db current (connects, prints the schema revision); sift-db upgrade",
     )
