@@ -44,7 +44,7 @@ async def test_keep_n_leaves_exactly_the_newest_n_and_no_failed_dump(
     migrated: str, unprivileged: str, tmp_path: Path
 ) -> None:
     # Older dumps (real ones, named as if from earlier days) and a file that is not a dump.
-    first = await run_cli("sift", migrated, "backup", "--dir", str(tmp_path))
+    first = await run_cli("sift", migrated, "backup", SIFT_BACKUP_DIR=str(tmp_path))
     assert first.code == 0, first.err
     [seed] = backups_in(tmp_path)
     for day in ("01", "02", "03"):

@@ -60,12 +60,27 @@ def _dump(tools: PgTools, url: str, directory: Path) -> Path:
     final = directory / backup_files.backup_name(datetime.now(UTC))
     partial = directory / backup_files.partial_name(final.name)
     command = [str(tools.pg_dump), "--format=custom", "--no-password", f"--file={partial}"]
-    run = run_tool(command, libpq_environment(url))
-    if run.returncode != 0:
+    try:
+        run = run_tool(command, libpq_environment(url))
+        if run.returncode != 0:
+            raise BackupError(f"pg_dump failed (exit {run.returncode}): {run.stderr.strip()}")
+        os.replace(partial, final)
+    except BaseException:  # interrupted too: no partial dump stays behind
         partial.unlink(missing_ok=True)
-        raise BackupError(f"pg_dump failed (exit {run.returncode}): {run.stderr.strip()}")
-    os.replace(partial, final)
+        raise
     return final
+
+
+def _apply_retention(target: Path, keep: int, written: Path) -> None:
+    old = backup_files.to_delete(backup_files.backups_in(target), keep, written)
+    try:
+        for path in old:
+            path.unlink()
+            typer.echo(f"removed {path} (keeping the newest {keep})")
+    except OSError as exc:
+        _fail("backup", f"the dump was written, but retention failed: {exc}", 1)
+    if not old:
+        typer.echo(f"nothing to remove ({len(backup_files.backups_in(target))} of {keep} kept)")
 
 
 def backup_command(
@@ -92,12 +107,7 @@ def backup_command(
         f"wrote {written} ({size} in {time.monotonic() - started:.1f} s, "
         f"pg_dump {tools.major}, from {described(url)})"
     )
-    old = backup_files.to_delete(backup_files.backups_in(target), keep, written)
-    for path in old:
-        path.unlink()
-        typer.echo(f"removed {path} (keeping the newest {keep})")
-    if not old:
-        typer.echo(f"nothing to remove ({len(backup_files.backups_in(target))} of {keep} kept)")
+    _apply_retention(target, keep, written)
 
 
 def _check_archive(tools: PgTools, dump: Path) -> None:
