@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from sift_common.skip import AnalysisStateRepository, should_skip
+from sift_common.skip import AnalysisStateRepository, autocommit_sessions, should_skip
 from sift_common.store import migrate
 from sift_common.store.engine import create_engine, session_factory
 from sift_common.store.models import (
@@ -252,7 +252,7 @@ async def test_embedding_dimension_is_enforced(engine: AsyncEngine) -> None:
 
 
 async def test_stale_fencing_token_cannot_overwrite(engine: AsyncEngine) -> None:
-    repo = AnalysisStateRepository(session_factory(engine), clock=lambda: T0)
+    repo = AnalysisStateRepository(autocommit_sessions(engine), clock=lambda: T0)
     await repo.record_attempt("k", 5)
     assert await repo.record_success("k", 5, "analysis:1") is True
 
@@ -275,7 +275,7 @@ async def test_stale_fencing_token_cannot_overwrite(engine: AsyncEngine) -> None
 
 
 async def test_concurrent_fenced_writes_keep_the_newest(engine: AsyncEngine) -> None:
-    repo = AnalysisStateRepository(session_factory(engine))
+    repo = AnalysisStateRepository(autocommit_sessions(engine))
     tokens = list(range(1, 21))
     random.Random(7).shuffle(tokens)
     written = await asyncio.gather(*(repo.record_success("k", t, f"r{t}") for t in tokens))
@@ -303,7 +303,7 @@ async def test_state_lookup_is_a_primary_key_index_scan(engine: AsyncEngine) -> 
 
 async def test_should_skip_with_stored_state(engine: AsyncEngine) -> None:
     now = T0
-    repo = AnalysisStateRepository(session_factory(engine), clock=lambda: now)
+    repo = AnalysisStateRepository(autocommit_sessions(engine), clock=lambda: now)
     interval = timedelta(hours=1)
 
     assert should_skip(await repo.get("digest:acme"), interval, now) is False

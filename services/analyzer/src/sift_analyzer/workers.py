@@ -18,8 +18,7 @@ from sift_analyzer.profiles import load_profiles
 from sift_analyzer.settings import AnalyzerSettings
 from sift_common.contracts import Analysis, EntityDigested
 from sift_common.gateway_client import GatewayClient
-from sift_common.skip import AnalysisStateRepository
-from sift_common.store.engine import session_factory
+from sift_common.skip import AnalysisStateRepository, autocommit_sessions
 
 
 def build_workers(
@@ -36,7 +35,7 @@ def build_workers(
     shared: dict[str, Any] = {
         "llm": StructuredLlm(gateway, metrics),
         "redis": redis,
-        "state": AnalysisStateRepository(session_factory(engine)),
+        "state": AnalysisStateRepository(autocommit_sessions(engine)),
         "publish": publish,
         "metrics": metrics,
         "locks": LockOptions(s.namespace, s.analyzer_lock_lease_ms, s.analyzer_lock_wait_s),
