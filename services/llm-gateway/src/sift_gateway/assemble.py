@@ -41,17 +41,13 @@ def is_event_stream(response: aiohttp.ClientResponse) -> bool:
     return response.content_type == "text/event-stream"
 
 
-async def read_stream(response: aiohttp.ClientResponse) -> tuple[bytes, float | None]:
+async def read_stream(response: aiohttp.ClientResponse) -> tuple[bytes, float]:
     """The whole SSE body, and when its first bytes came (the first token's event)."""
-    parts: list[bytes] = []
-    first_at: float | None = None
-    async for data in response.content.iter_any():
-        if first_at is None:
-            first_at = time.monotonic()
-        parts.append(data)
-    if first_at is None:
+    first = await response.content.readany()
+    first_at = time.monotonic()
+    if not first:
         raise IncompleteStreamError("an empty stream")
-    return b"".join(parts), first_at
+    return first + await response.content.read(), first_at
 
 
 def events(body: bytes) -> list[dict[str, Any]]:

@@ -233,7 +233,7 @@ async def _answered(
 ) -> UpstreamCall:
     """A 200 read as far as the call needs: a stream's first chunk, or the whole answer (a
     stream asked for a non-streamed request assembled into one, after the clock stops)."""
-    first_token_at = None
+    first_token_at: float | None = None
     if stream:
         first = await response.content.readany()
     elif is_event_stream(response):
