@@ -39,6 +39,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 INFRA = {"rabbitmq", "redis", "postgres"}
 VLLM = {"vllm-chat": "gpu", "vllm-embed": "gpu", "vllm-chat-cpu": "cpu", "vllm-embed-cpu": "cpu"}
 OPS = {"prometheus", "alertmanager", "grafana", "node-exporter", "blackbox-exporter"}
+OPS_GPU = {"dcgm-exporter"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def compose() -> dict[str, Any]:
 
 def test_every_service_is_there_with_a_healthcheck(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == INFRA | set(VLLM) | set(SETTINGS) | set(JOBS) | OPS
+    assert set(services) == INFRA | set(VLLM) | set(SETTINGS) | set(JOBS) | OPS | OPS_GPU
     for name, service in services.items():
         if name not in JOBS:  # one-shot jobs end, and the others wait for that
             assert service["healthcheck"]["test"], name
@@ -57,6 +58,8 @@ def test_every_service_is_there_with_a_healthcheck(compose: dict[str, Any]) -> N
         assert services[name]["profiles"] == [profile]
     for name in OPS:
         assert services[name]["profiles"] == ["ops"], name
+    for name in OPS_GPU:
+        assert services[name]["profiles"] == ["ops-gpu"], name
     assert services["rabbitmq"]["image"].endswith("-management")
     assert "pgvector" in services["postgres"]["image"]
     assert services["vllm-chat"]["image"].startswith("vllm/vllm-openai")
@@ -181,9 +184,9 @@ def test_the_ops_profile_pins_its_images_and_reads_its_configs_read_only(
     compose: dict[str, Any],
 ) -> None:
     services = compose["services"]
-    for name in OPS:
+    for name in OPS | OPS_GPU:
         image = services[name]["image"]
-        assert re.search(r":v?\d+\.\d+\.\d+$", image), (name, image)
+        assert re.search(r":v?\d+\.\d+\.\d+(-[0-9.]+-[a-z0-9.]+)?$", image), (name, image)
         for volume in services[name].get("volumes", []):
             if volume.startswith(("./", "/")):  # bind mounts: configs and the host's root
                 assert volume.endswith((":ro", ":ro,rslave")), (name, volume)

@@ -99,8 +99,7 @@ def test_prometheus_scrapes_every_service_at_its_compose_name_and_port() -> None
     }  # fmt: skip
     for job, target in expected.items():
         assert jobs[job]["static_configs"][0]["targets"] == [target], job
-        if job != "dcgm":  # NVIDIA's exporter runs beside the driver (docs/operations.md)
-            assert target.split(":")[0] in compose, f"{job}: no compose service {target}"
+        assert target.split(":")[0] in compose, f"{job}: no compose service {target}"
     for job in ("collector", "archiver", "gateway"):  # the doors with keys
         assert jobs[job]["authorization"] == {"credentials_file": SECRET}, job
     assert config["rule_files"] == ["alerts.yml"]
