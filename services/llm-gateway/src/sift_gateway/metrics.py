@@ -33,7 +33,7 @@ class GatewayMetrics:
         )
         self.ttft = Histogram(
             "sift_gateway_ttft_seconds",
-            "Time to first token (streaming)",
+            "Time to first token (streams, and non-streamed chat timed through a stream)",
             ["profile"],
             buckets=LATENCY_BUCKETS,
             registry=r,
