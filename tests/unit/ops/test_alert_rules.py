@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sift_common.ops import doctor_thresholds as doctor
 from tests.support.ops_tools import DEPLOY, ROOT, ops_tool, run_tool
 
 PROMETHEUS = DEPLOY / "prometheus"
@@ -165,3 +166,17 @@ def test_a_missing_tool_fails_under_make_test_and_skips_for_a_developer(
     monkeypatch.delenv("SIFT_REQUIRE_OPS_TOOLS")
     with pytest.raises(pytest.skip.Exception, match="make ops-tools"):
         ops_tool("promtool-not-installed")
+
+
+def test_the_alerts_draw_the_lines_sift_doctor_draws() -> None:
+    """An operator who gets an alert and runs `sift doctor` sees the same line crossed."""
+    lines = {
+        "SiftGatewayErrorRateHigh": doctor.ERROR_RATE_FAIL,
+        "SiftVllmKvCacheHigh": doctor.KV_CACHE_WARN,
+        "SiftGpuMemoryHigh": doctor.GPU_MEMORY_WARN,
+        "SiftDiskAlmostFull": doctor.DISK_WARN,
+    }
+    exprs = {rule["alert"]: rule["expr"] for rule in _alerts()}
+    for alert, line in lines.items():
+        [threshold] = re.findall(r"> (\d+(?:\.\d+)?)\s*$", exprs[alert].strip())
+        assert float(threshold) == line, alert
