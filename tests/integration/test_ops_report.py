@@ -31,6 +31,7 @@ from tests.support.rabbit import running_consumer, sample_event, wait_until_read
 pytestmark = pytest.mark.integration
 
 LANGUAGE, SHORT = "unsupported language: fr", "title too short"
+NO_BROKER = f"amqp://guest:guest@127.0.0.1:{free_port()}/"  # the store tests touch no DLQ
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,25 @@ async def test_an_unreachable_broker_is_reported_and_the_rest_still_prints(
 
 
 async def test_an_unreachable_store_fails_naming_the_variable(tmp_path: Any) -> None:
-    env = {"SIFT_DATABASE_URL": f"postgresql://sift@/sift?host={tmp_path}"}
+    env = {
+        "SIFT_DATABASE_URL": f"postgresql://sift@/sift?host={tmp_path}",
+        "SIFT_RABBIT_URL": NO_BROKER,
+    }
     result = await report(env, "--json")
     assert result.exit_code == 2
     assert "SIFT_DATABASE_URL" in result.output
+
+
+async def test_a_store_before_revision_0004_asks_for_the_upgrade(fresh_database: str) -> None:
+    await upgrade(fresh_database, "0003")
+    env = {"SIFT_DATABASE_URL": fresh_database, "SIFT_RABBIT_URL": NO_BROKER, "COLUMNS": "250"}
+    result = await report(env, "--json")
+    assert result.exit_code == 2
+    assert "sift-db upgrade" in result.output
+
+
+async def test_json_and_csv_at_once_are_refused() -> None:
+    result = await report({"COLUMNS": "250"}, "--json", "--csv")
+    assert result.exit_code == 2
+    assert "--json" in result.output
+    assert "--csv" in result.output
