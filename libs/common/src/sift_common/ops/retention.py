@@ -1,18 +1,24 @@
-"""Request-log retention: delete `gateway.request_logs` rows older than an age, in batches.
+"""Request-log retention on the monthly partitions of `gateway.request_logs` (revision 0005).
 
-One DELETE of a month of logs would hold its row locks and bloat WAL for as long as it runs,
-and the gateway inserts into the same table all the while. Batches of `DEFAULT_BATCH` rows,
-each its own transaction and each found through the `created_at` index, keep every
-transaction short. The cutoff is fixed once, by the server's clock, so rows logged while the
-prune runs are never its business. docs/maintenance.md has the schedule, the VACUUM that
-follows a large prune and the partitioned design that would make this a DROP.
+Every monthly partition whose whole range is older than the cutoff goes in one DROP TABLE: a
+catalog change, no per-row WAL, no dead rows, the space back to the operating system at once.
+What is left older than the cutoff (the month that straddles it, and the default partition) is
+deleted in batches of `DEFAULT_BATCH` rows, each its own transaction found through the
+`created_at` index, so no transaction holds its locks for long while the gateway keeps
+inserting. The cutoff is fixed once, by the server's clock, so rows logged while the prune
+runs are never its business. Each run first creates the months ahead
+(`store.partitions.ensure_partitions`): the nightly prune is what keeps them ahead.
+docs/maintenance.md has the schedule.
 """
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+
+from sift_common.store import partitions
 
 DEFAULT_BATCH = 10_000
 
@@ -22,10 +28,21 @@ _UNIT = {"h": "hours", "d": "days", "w": "weeks"}
 # The oldest rows first, by the primary key of the rows the index finds below the cutoff.
 _DELETE_BATCH = """
 DELETE FROM gateway.request_logs
-WHERE id IN (
-    SELECT id FROM gateway.request_logs WHERE created_at < $1 ORDER BY created_at LIMIT $2
+WHERE (id, created_at) IN (
+    SELECT id, created_at FROM gateway.request_logs
+    WHERE created_at < $1 ORDER BY created_at LIMIT $2
 )
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What a prune did: its cutoff, the partitions created ahead and dropped, rows deleted."""
+
+    cutoff: datetime
+    created: list[str]
+    dropped: list[str]
+    deleted: int
 
 
 def parse_age(text: str) -> timedelta:
@@ -42,11 +59,24 @@ async def prune_request_logs(
     *,
     batch: int = DEFAULT_BATCH,
     progress: Callable[[int], None] | None = None,
-) -> tuple[datetime, int]:
-    """Delete the request logs older than `older_than`; the cutoff and how many went."""
+) -> Pruned:
+    """Create the months ahead, drop the partitions wholly older than `older_than`, then
+    delete the older rows left, in batches."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     cutoff: datetime = await connection.fetchval("SELECT now() - $1::interval", older_than)
+    created = await partitions.ensure_partitions(connection)
+    dropped = await partitions.drop_partitions_before(connection, cutoff)
+    deleted = await _delete_in_batches(connection, cutoff, batch, progress)
+    return Pruned(cutoff, created, dropped, deleted)
+
+
+async def _delete_in_batches(
+    connection: asyncpg.Connection,
+    cutoff: datetime,
+    batch: int,
+    progress: Callable[[int], None] | None,
+) -> int:
     total = 0
     while True:
         async with connection.transaction():
@@ -56,4 +86,4 @@ async def prune_request_logs(
         if progress is not None and deleted:
             progress(total)
         if deleted < batch:
-            return cutoff, total
+            return total

@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("url", help="print the database URL in use (password hidden)")
     prune = commands.add_parser(
         "prune-request-logs",
-        help="delete gateway.request_logs rows older than an age, in short batches",
+        help="drop the monthly gateway.request_logs partitions wholly older than an age, then "
+        "delete the older rows left in short batches (creates the months ahead first)",
     )
     prune.add_argument("--older-than", required=True, type=_age, help="e.g. 30d, 8w, 36h")
     prune.add_argument(
@@ -113,12 +114,19 @@ async def _prune(url: str, older_than: timedelta, batch: int) -> None:
         make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
     try:
-        cutoff, deleted = await retention.prune_request_logs(
+        pruned = await retention.prune_request_logs(
             connection, older_than, batch=batch, progress=lambda n: print(f"  {n} deleted ...")
         )
     finally:
         await connection.close()
-    print(f"deleted {deleted} request logs created before {cutoff.isoformat()}")
+    for name in pruned.created:
+        print(f"created partition {name}")
+    for name in pruned.dropped:
+        print(f"dropped partition {name}")
+    print(
+        f"dropped {len(pruned.dropped)} partitions and deleted {pruned.deleted} request logs "
+        f"created before {pruned.cutoff.isoformat()}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """Run the store's Alembic migrations from Python (async), without an alembic.ini.
 
 Alembic's command API is synchronous; it runs inside `AsyncConnection.run_sync` on a connection
-handed to `migrations/env.py`, so it works from inside a running event loop.
+handed to `migrations/env.py`, so it works from inside a running event loop. After an upgrade,
+the request logs' months ahead are created (`partitions.ensure_partitions`), so a deployment
+that upgrades has them even before the nightly prune runs.
 """
 
 from pathlib import Path
@@ -14,6 +16,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from sift_common.store import partitions
 from sift_common.store.embedded import to_asyncpg_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -29,8 +32,30 @@ def alembic_config(url: str) -> Config:
 
 
 async def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at `url` up to `revision`, in one transaction."""
+    """Migrate the database at `url` up to `revision`, in one transaction, then create the
+    request logs' missing monthly partitions (when the table is partitioned at `revision`)."""
     await _run(url, "upgrade", revision)
+    await ensure_request_log_partitions(url)
+
+
+async def ensure_request_log_partitions(url: str) -> list[str]:
+    """`partitions.ensure_partitions` on the database at `url`; the names created. Nothing
+    before revision 0005, where `gateway.request_logs` is not partitioned yet."""
+    engine = create_async_engine(
+        to_asyncpg_url(url), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            kind = await raw.fetchval(
+                "SELECT relkind::text FROM pg_class WHERE oid = to_regclass('gateway.request_logs')"
+            )
+            if kind != "p":
+                return []
+            return await partitions.ensure_partitions(raw)
+    finally:
+        await engine.dispose()
 
 
 async def downgrade(url: str, revision: str = "base") -> None:

@@ -216,7 +216,11 @@ class AnalysisState(Base):
 
 
 class RequestLog(Base):
-    """One row per LLM request the gateway served, in the gateway's own schema."""
+    """One row per LLM request the gateway served, in the gateway's own schema.
+
+    Partitioned by month on `created_at` since revision 0005 (`store.partitions`), so the
+    primary key is `(id, created_at)`: a partitioned table's keys include the partition key.
+    """
 
     __tablename__ = "request_logs"
     __table_args__ = (
@@ -236,7 +240,7 @@ class RequestLog(Base):
     latency_ms: Mapped[float]
     ttft_ms: Mapped[float | None]
     error: Mapped[str | None]
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[datetime] = mapped_column(primary_key=True, server_default=func.now())
     # Revision 0004: the API key's name (None on an open development gateway, and on rows
     # written before it) and the endpoint (chat, embeddings).
     caller: Mapped[str | None]

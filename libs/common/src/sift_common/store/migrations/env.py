@@ -13,12 +13,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from sift_common.store.models import Base
+from sift_common.store.partitions import include_name
 
 config = context.config
 target_metadata = Base.metadata
 
 
-# include_schemas: the gateway's tables live in their own schema and must be compared too.
+# include_schemas: the gateway's tables live in their own schema and must be compared too;
+# include_name leaves out the request logs' monthly partitions (revision 0005).
 
 
 def run_migrations_offline() -> None:
@@ -26,6 +28,7 @@ def run_migrations_offline() -> None:
         url=config.get_main_option("sqlalchemy.url"),
         target_metadata=target_metadata,
         include_schemas=True,
+        include_name=include_name,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
     )
@@ -34,7 +37,12 @@ def run_migrations_offline() -> None:
 
 
 def do_run_migrations(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, include_schemas=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        include_schemas=True,
+        include_name=include_name,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
