@@ -1,9 +1,11 @@
 """Retention against the real store and the real client programs: `sift backup --keep N`
 keeps exactly the newest N dumps and nothing of a failed one; `sift-db prune-request-logs`
-deletes exactly the request logs older than the cutoff, in batches."""
+drops exactly the monthly partitions wholly older than the cutoff and deletes exactly the other
+request logs older than it, in batches."""
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,80 @@ async def test_prune_names_a_bad_age(migrated: str) -> None:
     assert ran.code == 2
     assert "--older-than" in ran.err
     assert "30d" in ran.err
+
+
+async def _partitions_and_rows(url: str) -> tuple[list[str], dict[int, tuple[datetime, str]]]:
+    """The monthly partitions (names) and every row: id → (created_at, partition)."""
+    connection = await connect(url)
+    try:
+        names = await connection.fetch(
+            "SELECT relid::regclass::text AS name FROM pg_partition_tree('gateway.request_logs')"
+            " WHERE isleaf AND relid::regclass::text ~ '_[0-9]{4}_[0-9]{2}$'"
+        )
+        rows = await connection.fetch(
+            "SELECT id, created_at, tableoid::regclass::text AS partition FROM gateway.request_logs"
+        )
+    finally:
+        await connection.close()
+    return (
+        sorted(row["name"].removeprefix("gateway.") for row in names),
+        {row["id"]: (row["created_at"], row["partition"]) for row in rows},
+    )
+
+
+def _month_end(name: str) -> datetime:
+    year, month = int(name[-7:-3]), int(name[-2:])
+    return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+
+
+async def _age_to_mid_month(url: str) -> tuple[int, datetime]:
+    """Whole hours back to about the 15th of the month before last, so the cutoff falls
+    mid-month whatever today's date: there is always a month straddling it."""
+    connection = await connect(url)
+    try:
+        now: datetime = await connection.fetchval("SELECT now()")
+    finally:
+        await connection.close()
+    index = now.year * 12 + now.month - 1 - 2
+    target = datetime(index // 12, index % 12 + 1, 15, tzinfo=UTC)
+    hours = int((now - target).total_seconds() // 3600)
+    return hours, now - timedelta(hours=hours)
+
+
+async def test_prune_drops_the_old_months_and_deletes_the_rest_in_batches(
+    fresh_database: str,
+) -> None:
+    # Rows logged before the partitioning (revision 0004) over five months; the migration
+    # gives each of their months a partition. Then one row older than every partition: DEFAULT.
+    await migrate.upgrade(fresh_database, "0004")
+    await _insert_logs(fresh_database, [0.9 * n + 0.25 for n in range(170)])  # up to 152.35 d
+    await migrate.upgrade(fresh_database)
+    await _insert_logs(fresh_database, [400.0])
+    months, rows = await _partitions_and_rows(fresh_database)
+    hours, cutoff = await _age_to_mid_month(fresh_database)
+    # The test's own ledger: the months wholly before the cutoff go whole, the older rows left
+    # (the month straddling the cutoff, DEFAULT) go by DELETE, the rest stay. The server fixes
+    # its cutoff a moment later than this one: no row or month boundary lies in between.
+    dropped = [name for name in months if _month_end(name) <= cutoff]
+    in_dropped = {i for i, (_, part) in rows.items() if part.removeprefix("gateway.") in dropped}
+    deleted = {i for i, (at, _) in rows.items() if at < cutoff} - in_dropped
+    kept = {i for i, (at, _) in rows.items() if at >= cutoff}
+    assert len(dropped) >= 2, "whole months to drop"
+    assert in_dropped, "rows going with them"
+    assert kept, "rows to keep"
+    parts = {part for i, (_, part) in rows.items() if i in deleted}
+    assert "gateway.request_logs_default" in parts, "old rows in DEFAULT"
+    assert len(parts) == 2, "and in the month straddling the cutoff"
+    assert len(deleted) > 5, "more than one batch"
+
+    ran = await run_cli(
+        "sift-db", fresh_database, "prune-request-logs", "--older-than", f"{hours}h", "--batch", "5"
+    )
+    assert ran.code == 0, ran.err
+    assert f"dropped {len(dropped)} partitions and deleted {len(deleted)} request logs" in ran.out
+    for name in dropped:
+        assert f"dropped partition {name}\n" in ran.out
+    assert "5 deleted ..." in ran.out
+    months_after, rows_after = await _partitions_and_rows(fresh_database)
+    assert months_after == [name for name in months if name not in dropped]
+    assert set(rows_after) == kept
