@@ -241,3 +241,17 @@ async def test_upgrade_and_downgrade_keep_every_row_id_and_grant(
         assert key == "PRIMARY KEY (id)"
     finally:
         await connection.close()
+
+
+async def test_upgrade_creates_the_months_ahead_that_are_missing(
+    migrated: str, connection: asyncpg.Connection
+) -> None:
+    """As months pass, the partition two months ahead goes missing until something creates it:
+    `sift-db upgrade` does (the nightly prune too, tested with the prune)."""
+    month = await _server_month(connection)
+    ahead = f"request_logs_{add_months(month, 2):%Y_%m}"
+    await connection.execute(f"DROP TABLE gateway.{ahead}")
+    await migrate.upgrade(migrated)  # already at head: only the upkeep runs
+    assert await connection.fetchval("SELECT to_regclass($1)::text", f"gateway.{ahead}") == (
+        f"gateway.{ahead}"
+    )
