@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import httpx
 
 from bench.archive import BenchInvalid
 from bench.pipeline.bed import processes
-from bench.pipeline.measure import Meter
+from bench.pipeline.measure import Meter, wait_stored
 from sift_analyzer.core import document_messages
 from sift_analyzer.profiles import load_profiles
 from sift_analyzer.settings import BUNDLED_PROFILES
@@ -174,23 +175,6 @@ async def switch_chat(rig: Rig, profile: str) -> None:
     await rig.ready("gateway", 300)
 
 
-async def wait_finished(rig: Rig, ledger: Ledger, timeout_s: float) -> float:
-    """Until every ledger document is stored or dead-lettered; the time (epoch s) it was."""
-    deadline = time.monotonic() + timeout_s
-    conn = await rig.connect()
-    try:
-        while time.monotonic() < deadline:
-            stored = await conn.fetchval(
-                "SELECT count(*) FROM documents WHERE source = $1", ledger.source
-            )
-            if stored + await observe.dead_letter_depth(rig) >= len(ledger.documents):
-                return time.time()
-            await asyncio.sleep(0.5)
-    finally:
-        await conn.close()
-    raise BenchInvalid(f"limit: not every document finished within {timeout_s:g} s")
-
-
 async def work_done(rig: Rig, timeout_s: float) -> None:
     """Until no queue but the dead-letter queues holds a message (the digests are done)."""
     deadline = time.monotonic() + timeout_s
@@ -236,7 +220,8 @@ async def through_pipeline(rig: Rig, args: argparse.Namespace) -> dict[str, Any]
     with Meter(processes(rig)) as meter:
         started = time.time()
         await feed_api(collector, ledger, fed, FeedStats(), 0.0, batch=args.batch, workers=4)
-        finished = await wait_finished(rig, ledger, args.timeout)
+        await wait_stored(rig, ledger, args.timeout, partial(observe.dead_letter_depth, rig))
+        finished = time.time()
         usage = meter.result(len(fed))
     effect = await checked_finish(rig, ledger, args.timeout)
     await asyncio.sleep(LOG_FLUSH_S)
