@@ -1,11 +1,12 @@
 """`gateway.request_logs` partitioned by month (revision 0005), against the real store: the
 gateway's own writer COPYs rows into their months, a row outside every month lands in the
 default partition and moves to its month once `ensure_partitions` creates it, and the
-migration up and down keeps every row and id."""
+migration up and down keeps every row and id, and a backup restores them."""
 
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -15,6 +16,7 @@ from sift_common.store import migrate
 from sift_common.store.partitions import add_months, ensure_partitions
 from sift_gateway.metrics import GatewayMetrics
 from sift_gateway.request_log import LogRow, RequestLogWriter
+from tests.support.ops_cli import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -84,11 +86,20 @@ async def test_the_table_is_partitioned_by_month_with_a_default(
     month = await _server_month(connection)
     expected = {_month_table(_at(add_months(month, n), 1)) for n in range(3)} | {DEFAULT}
     assert leaves == expected
+    # The key: a unique index on (id, created_at), on the parent and so on every partition.
     key = await connection.fetchval(
-        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE conrelid = 'gateway.request_logs'::regclass AND contype = 'p'"
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'gateway' "
+        "AND indexname = 'uq_request_logs_id_created_at'"
     )
-    assert key == "PRIMARY KEY (id, created_at)"
+    assert key is not None
+    assert "UNIQUE INDEX" in key
+    assert key.endswith("(id, created_at)")
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await connection.execute(
+            "INSERT INTO gateway.request_logs (id, request_id, profile, model, status_code,"
+            " latency_ms, created_at) SELECT 7, 'r', 'p', 'm', 200, 1.0, '2026-01-01+00'"
+            " FROM generate_series(1, 2)"
+        )
 
 
 def _row(request_id: str, created_at: datetime) -> LogRow:
@@ -255,3 +266,25 @@ async def test_upgrade_creates_the_months_ahead_that_are_missing(
     assert await connection.fetchval("SELECT to_regclass($1)::text", f"gateway.{ahead}") == (
         f"gateway.{ahead}"
     )
+
+
+async def test_sift_restore_brings_back_the_partitions_and_their_rows(
+    migrated: str, connection: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """`sift restore` is pg_restore --clean over the live database: it must be able to drop
+    and recreate the partitioned table (a PRIMARY KEY on it could not be dropped that way)."""
+    month = await _server_month(connection)
+    ledger = {f"m{n}": _at(add_months(month, n), 10) for n in range(3)} | {
+        "old": _at(add_months(month, -5), 10)
+    }
+    await _write_with_the_gateway_writer(migrated, [_row(n, at) for n, at in ledger.items()])
+    before = await _where(connection)
+    backed = await run_cli("sift", migrated, "backup", "--dir", str(tmp_path))
+    assert backed.code == 0, backed.err
+    [dump] = list(tmp_path.iterdir())
+
+    await connection.execute(f"DROP TABLE {_month_table(ledger['m1'])}")
+    await connection.execute("DELETE FROM gateway.request_logs WHERE request_id = 'old'")
+    restored = await run_cli("sift", migrated, "restore", str(dump), "--yes")
+    assert restored.code == 0, restored.err
+    assert await _where(connection) == before

@@ -218,17 +218,20 @@ class AnalysisState(Base):
 class RequestLog(Base):
     """One row per LLM request the gateway served, in the gateway's own schema.
 
-    Partitioned by month on `created_at` since revision 0005 (`store.partitions`), so the
-    primary key is `(id, created_at)`: a partitioned table's keys include the partition key.
+    Partitioned by month on `created_at` since revision 0005 (`store.partitions`). Its key is
+    a unique index on `(id, created_at)`, not a PRIMARY KEY constraint (the migration says
+    why); the mapper treats the pair as the primary key.
     """
 
     __tablename__ = "request_logs"
     __table_args__ = (
+        Index("uq_request_logs_id_created_at", "id", "created_at", unique=True),
         Index("ix_request_logs_created_at", "created_at"),
         {"schema": GATEWAY_SCHEMA},
     )
+    __mapper_args__: Any = {"primary_key": ["id", "created_at"]}  # noqa: RUF012  (read once)
 
-    id: Mapped[int] = _bigint_id()
+    id: Mapped[int] = mapped_column(BigInteger, Identity())
     request_id: Mapped[str]
     profile: Mapped[str]
     model: Mapped[str]
@@ -240,7 +243,7 @@ class RequestLog(Base):
     latency_ms: Mapped[float]
     ttft_ms: Mapped[float | None]
     error: Mapped[str | None]
-    created_at: Mapped[datetime] = mapped_column(primary_key=True, server_default=func.now())
+    created_at: Mapped[datetime] = _created_at()
     # Revision 0004: the API key's name (None on an open development gateway, and on rows
     # written before it) and the endpoint (chat, embeddings).
     caller: Mapped[str | None]

@@ -7,12 +7,15 @@ Create Date: 2026-12-05
 Written by hand. `gateway.request_logs` becomes `PARTITION BY RANGE (created_at)` with one
 partition per UTC month, `request_logs_YYYY_MM`, from the month of the oldest row (the current
 month when there is none) through two months ahead, and `request_logs_default` for any row
-outside every range: the gateway must never fail to log. The primary key becomes
-`(id, created_at)` (a partitioned table's keys include the partition key); `id` stays an
-identity column and its sequence continues where the old one stopped. The rows are copied
-(INSERT ... SELECT) under the migration's lock; the gateway's writes wait, then resume, and
-its privileges on the table are carried over. `sift_common.store.partitions` keeps months
-ahead from then on. The downgrade is the reverse: a plain table with every row.
+outside every range: the gateway must never fail to log. The key becomes a unique index on
+`(id, created_at)` (a partitioned table's keys include the partition key), not a PRIMARY KEY
+constraint: pg_restore --clean (`sift restore`) drops each partition's copy of a key
+constraint, which PostgreSQL refuses, while a partition's copy of an index is left to DROP
+TABLE. `id` stays an identity column and its sequence continues where the old one stopped.
+The rows are copied (INSERT ... SELECT) under the migration's lock; the gateway's writes
+wait, then resume, and its privileges on the table are carried over.
+`sift_common.store.partitions` keeps the months ahead from then on. The downgrade is the
+reverse: a plain table keyed on `id` with every row.
 
 Frozen on purpose: nothing here imports the partitions module, which may change later.
 """
@@ -31,6 +34,7 @@ depends_on: str | Sequence[str] | None = None
 SCHEMA = "gateway"
 TABLE = "request_logs"
 ASIDE = "request_logs_previous"
+UNIQUE_KEY = "uq_request_logs_id_created_at"
 MONTHS_AHEAD = 2
 TSTZ = sa.DateTime(timezone=True)
 COLUMNS = (
@@ -58,12 +62,12 @@ def _columns() -> list[sa.Column[object]]:
     ]
 
 
-def _set_aside() -> list[tuple[str, str]]:
-    """Rename the current table and the names it holds (key, index, sequence) out of the way;
-    the privileges granted on it, as (privilege, grantee)."""
+def _set_aside(key: str) -> list[tuple[str, str]]:
+    """Rename the current table and the names it holds (its key's index `key`, the created_at
+    index, the sequence) out of the way; the privileges granted on it, (privilege, grantee)."""
     grants = _grants(TABLE)
     op.execute(f"ALTER TABLE {SCHEMA}.{TABLE} RENAME TO {ASIDE}")
-    op.execute(f"ALTER INDEX {SCHEMA}.{TABLE}_pkey RENAME TO {ASIDE}_pkey")
+    op.execute(f"ALTER INDEX {SCHEMA}.{key} RENAME TO {ASIDE}_key")
     op.execute(f"ALTER INDEX {SCHEMA}.ix_{TABLE}_created_at RENAME TO ix_{ASIDE}_created_at")
     op.execute(f"ALTER SEQUENCE {SCHEMA}.{TABLE}_id_seq RENAME TO {ASIDE}_id_seq")
     return grants
@@ -123,14 +127,9 @@ def _add_months(month: date, n: int) -> date:
 
 
 def upgrade() -> None:
-    grants = _set_aside()
-    op.create_table(
-        TABLE,
-        *_columns(),
-        sa.PrimaryKeyConstraint("id", "created_at", name=f"{TABLE}_pkey"),
-        schema=SCHEMA,
-        postgresql_partition_by="RANGE (created_at)",
-    )
+    grants = _set_aside(f"{TABLE}_pkey")
+    op.create_table(TABLE, *_columns(), schema=SCHEMA, postgresql_partition_by="RANGE (created_at)")
+    op.create_index(UNIQUE_KEY, TABLE, ["id", "created_at"], unique=True, schema=SCHEMA)
     op.create_index(f"ix_{TABLE}_created_at", TABLE, ["created_at"], schema=SCHEMA)
     for month in _months():
         upper = _add_months(month, 1)
@@ -144,7 +143,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    grants = _set_aside()
+    grants = _set_aside(UNIQUE_KEY)
     op.create_table(
         TABLE,
         *_columns(),
