@@ -89,8 +89,10 @@ async def _run(args: argparse.Namespace) -> None:
         print(await migrate.current_revision(url) or "none (never migrated)")
     elif args.command == "upgrade":
         print(f"upgrading {_shown(url)} to {args.revision} ...")
-        await migrate.upgrade(url, args.revision)
+        created = await migrate.upgrade(url, args.revision)
         print(f"done; now at {await migrate.current_revision(url)}")
+        for name in created:
+            print(f"created partition {name}")
     else:
         print(f"downgrading {_shown(url)} to {args.revision} ...")
         await migrate.downgrade(url, args.revision)

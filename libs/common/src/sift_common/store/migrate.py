@@ -31,11 +31,12 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-async def upgrade(url: str, revision: str = "head") -> None:
+async def upgrade(url: str, revision: str = "head") -> list[str]:
     """Migrate the database at `url` up to `revision`, in one transaction, then create the
-    request logs' missing monthly partitions (when the table is partitioned at `revision`)."""
+    request logs' missing monthly partitions (when the table is partitioned at `revision`);
+    the partitions created."""
     await _run(url, "upgrade", revision)
-    await ensure_request_log_partitions(url)
+    return await ensure_request_log_partitions(url)
 
 
 async def ensure_request_log_partitions(url: str) -> list[str]:
