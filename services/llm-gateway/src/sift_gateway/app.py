@@ -16,6 +16,7 @@ from sift_common.logs import configure_logging
 from sift_common.settings import load_or_exit
 from sift_common.store.engine import resolve_database_url
 from sift_gateway import ops
+from sift_gateway.alias_store import AliasStore, MemoryAliasStore, PostgresAliasStore
 from sift_gateway.auth import GUARD_KEY, METRICS_NEED_KEY, authenticate
 from sift_gateway.chat import chat_completions
 from sift_gateway.embeddings import embeddings, list_models
@@ -27,6 +28,7 @@ from sift_gateway.registry import Registry
 from sift_gateway.request_log import RequestLogWriter
 from sift_gateway.settings import GatewayServiceSettings
 from sift_gateway.state import STATE_KEY, GatewayState
+from sift_gateway.switch import Switcher
 from sift_gateway.upstream import UpstreamCaller
 
 logger = logging.getLogger("sift_gateway")
@@ -72,6 +74,10 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
         )
         readiness = ops.gateway_readiness(state, prober)
         app[STATE_KEY], app[ops.PROBER_KEY], app[ops.READINESS_KEY] = state, prober, readiness
+        aliases = await _alias_store(settings, registry)
+        app[ops.SWITCHER_KEY] = Switcher(
+            registry, aliases, session, timeout_s=settings.gateway_probe_timeout_s
+        )
         if request_log is not None:
             request_log.start()
         await prober.probe_all()  # warm-up: readiness reflects a real completion from the start
@@ -79,6 +85,8 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
         yield
         readiness.draining = True
         await prober.close()
+        if isinstance(aliases, PostgresAliasStore):
+            await aliases.close()
         if request_log is not None:
             await request_log.close()
         await session.close()
@@ -92,8 +100,23 @@ def _request_log(
 ) -> RequestLogWriter | None:
     if not settings.gateway_request_log:
         return None
+    return RequestLogWriter(_dsn(settings), metrics)
+
+
+async def _alias_store(settings: GatewayServiceSettings, registry: Registry) -> AliasStore:
+    """Aliases in the database whenever the gateway has one (SIFT_DATABASE_URL, or the request
+    log's database); otherwise in this process only, which /admin/profiles says."""
+    if settings.database_url is None and not settings.gateway_request_log:
+        logger.warning("no database: aliases and switches live in this process only")
+        return MemoryAliasStore(registry)
+    store = PostgresAliasStore(_dsn(settings), registry)
+    await store.start()
+    return store
+
+
+def _dsn(settings: GatewayServiceSettings) -> str:
     url = make_url(resolve_database_url(settings)).set(drivername="postgresql")
-    return RequestLogWriter(url.render_as_string(hide_password=False), metrics)
+    return url.render_as_string(hide_password=False)
 
 
 async def serve(settings: GatewayServiceSettings) -> None:

@@ -1,4 +1,5 @@
-"""Operator endpoints: health, readiness, metrics, and /admin for profiles and aliases."""
+"""Operator endpoints: health, readiness, metrics, and /admin for profiles and aliases
+(alias switches: `switch.py`; where aliases live: `alias_store.py`)."""
 
 import time
 
@@ -7,13 +8,17 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sift_common.service.readiness import Check, Liveness, NotReady, Readiness
+from sift_gateway.alias_store import AliasStoreUnavailableError, SwitchBusyError, SwitchRecord
 from sift_gateway.errors import ApiError, invalid_request
+from sift_gateway.outcome import CALLER_KEY
 from sift_gateway.probes import Prober
 from sift_gateway.registry import ProfileRuntime
 from sift_gateway.request_log import RequestLogWriter
 from sift_gateway.state import STATE_KEY, GatewayState
+from sift_gateway.switch import Switcher
 
 PROBER_KEY = web.AppKey("sift_gateway_prober", Prober)
+SWITCHER_KEY = web.AppKey("sift_gateway_switcher", Switcher)
 READINESS_KEY = web.AppKey("sift_gateway_readiness", Readiness)
 
 
@@ -88,8 +93,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def admin_profiles(request: web.Request) -> web.Response:
-    """Every profile with its replicas' status and hardware-fit estimate, and the aliases."""
-    return _json(request.app[STATE_KEY].registry.describe())
+    """Every profile with its replicas' status and hardware-fit estimate, the aliases, and
+    where the aliases live (`alias_store`: the database, or this process only)."""
+    described = request.app[STATE_KEY].registry.describe()
+    described["alias_store"] = request.app[SWITCHER_KEY].store.status()
+    return _json(described)
 
 
 async def admin_upstreams(request: web.Request) -> web.Response:
@@ -103,30 +111,92 @@ async def admin_upstreams(request: web.Request) -> web.Response:
     )
 
 
-async def admin_switch_alias(request: web.Request) -> web.Response:
-    """PUT /admin/aliases/{alias} {"profile": name}: point an alias at another profile."""
+def _switch_target(request: web.Request, body: object) -> tuple[str, str]:
+    """The alias and a known profile of the same kind, from the path and a JSON body."""
     registry = request.app[STATE_KEY].registry
     alias = request.match_info["alias"]
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise invalid_request('body must be JSON: {"profile": "<name>"}') from None
     profile = body.get("profile") if isinstance(body, dict) else None
     if not isinstance(profile, str) or profile not in registry.profiles:
         known = ", ".join(sorted(registry.profiles))
         raise invalid_request(f"'profile' must name a known profile ({known})", "profile")
-    current = registry.resolve(alias)
-    target = registry.profiles[profile]
-    if current is not None and current.profile.kind != target.profile.kind:
+    if registry.kind_conflict(alias, profile):
+        current = registry.resolve(alias)
+        kind = None if current is None else current.profile.kind
         raise ApiError(
             409,
-            f"alias {alias!r} serves {current.profile.kind}; {profile!r} is {target.profile.kind}",
+            f"alias {alias!r} serves {kind}; {profile!r} is "
+            f"{registry.profiles[profile].profile.kind}",
             error_type="invalid_request_error",
             param="profile",
         )
-    registry.switch_alias(alias, profile)
-    request.app.logger.info("alias %s now points at profile %s", alias, profile)
+    return alias, profile
+
+
+async def _json_body(request: web.Request) -> object:
+    try:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise invalid_request('body must be JSON: {"profile": "<name>"}') from None
+
+
+async def _switch(request: web.Request, alias: str, profile: str, force: bool) -> SwitchRecord:
+    try:
+        return await request.app[SWITCHER_KEY].switch(
+            alias, profile, request.get(CALLER_KEY), force=force
+        )
+    except SwitchBusyError:
+        raise ApiError(
+            409,
+            f"a switch of alias {alias!r} is under way; try again when it ends",
+            error_type="invalid_request_error",
+            code="switch_in_progress",
+        ) from None
+    except AliasStoreUnavailableError as exc:
+        raise ApiError(
+            503, f"the alias store cannot be written: {exc}", error_type="service_unavailable"
+        ) from exc
+
+
+async def admin_switch_alias(request: web.Request) -> web.Response:
+    """PUT /admin/aliases/{alias} {"profile": name}: the forced switch, no fit check and no
+    verification (an operator's override); written, shared and recorded like a safe one."""
+    alias, profile = _switch_target(request, await _json_body(request))
+    await _switch(request, alias, profile, force=True)
     return _json({"alias": alias, "profile": profile})
+
+
+async def admin_safe_switch(request: web.Request) -> web.Response:
+    """POST /admin/aliases/{alias}/switch {"profile": name}: fit check, warm-up, switch,
+    verification, rollback (`switch.py`). 200 switched; 409 refused or rolled_back, with the
+    numbers either way."""
+    alias, profile = _switch_target(request, await _json_body(request))
+    if alias not in request.app[STATE_KEY].registry.aliases:
+        raise ApiError(
+            404,
+            f"no alias {alias!r}: a safe switch needs a profile to roll back to "
+            "(PUT /admin/aliases/{alias} creates one)",
+            error_type="invalid_request_error",
+        )
+    record = await _switch(request, alias, profile, force=False)
+    return _json(record.as_dict(), 200 if record.outcome == "switched" else 409)
+
+
+async def admin_alias_switches(request: web.Request) -> web.Response:
+    """GET /admin/alias-switches?alias=chat&limit=20: the switch history, newest first."""
+    alias = request.query.get("alias") or None
+    try:
+        limit = int(request.query.get("limit", "20"))
+    except ValueError:
+        raise invalid_request("'limit' must be a whole number", "limit") from None
+    if not 1 <= limit <= 1000:
+        raise invalid_request("'limit' must be between 1 and 1000", "limit")
+    try:
+        rows = await request.app[SWITCHER_KEY].store.history(alias, limit)
+    except AliasStoreUnavailableError as exc:
+        raise ApiError(
+            503, f"the alias store cannot be read: {exc}", error_type="service_unavailable"
+        ) from exc
+    return _json({"switches": rows})
 
 
 def add_routes(app: web.Application) -> None:
@@ -136,3 +206,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/profiles", admin_profiles)
     app.router.add_get("/admin/upstreams", admin_upstreams)
     app.router.add_put("/admin/aliases/{alias}", admin_switch_alias)
+    app.router.add_post("/admin/aliases/{alias}/switch", admin_safe_switch)
+    app.router.add_get("/admin/alias-switches", admin_alias_switches)

@@ -110,9 +110,26 @@ class Registry:
         return None if name is None else self.profiles[name]
 
     def switch_alias(self, alias: str, profile: str) -> None:
+        """Re-point one alias. A request resolves its alias once, on arrival: one in flight
+        keeps the profile it started on."""
         if profile not in self.profiles:
             raise KeyError(profile)
         self.aliases[alias] = profile
+
+    def apply_aliases(self, stored: dict[str, str]) -> list[str]:
+        """Take the aliases another replica (or a restart) left in the database; those naming
+        a profile this replica does not have, or of another kind, are skipped and named."""
+        skipped = []
+        for alias, profile in stored.items():
+            if profile not in self.profiles or self.kind_conflict(alias, profile):
+                skipped.append(f"{alias} -> {profile}")
+                continue
+            self.aliases[alias] = profile
+        return skipped
+
+    def kind_conflict(self, alias: str, profile: str) -> bool:
+        current = self.resolve(alias)
+        return current is not None and current.profile.kind != self.profiles[profile].profile.kind
 
     def active_profiles(self) -> list[ProfileRuntime]:
         """Profiles that an alias points at (what readiness requires), else all."""

@@ -248,3 +248,41 @@ class RequestLog(Base):
     # written before it) and the endpoint (chat, embeddings).
     caller: Mapped[str | None]
     endpoint: Mapped[str | None]
+
+
+class Alias(Base):
+    """Where a gateway alias points, shared by every gateway replica (revision 0006).
+
+    `weights` is reserved for the A/B split that comes next; NULL sends the whole alias to
+    `profile`.
+    """
+
+    __tablename__ = "aliases"
+    __table_args__ = ({"schema": GATEWAY_SCHEMA},)
+
+    alias: Mapped[str] = mapped_column(primary_key=True)
+    profile: Mapped[str]
+    weights: Mapped[dict[str, Any] | None]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_by: Mapped[str | None]
+
+
+class AliasSwitch(Base):
+    """One switch asked of the gateway and how it ended: switched, refused or rolled_back."""
+
+    __tablename__ = "alias_switches"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('switched', 'refused', 'rolled_back')", name="known_outcome"),
+        Index("ix_alias_switches_alias_at", "alias", "at"),
+        {"schema": GATEWAY_SCHEMA},
+    )
+
+    id: Mapped[int] = _bigint_id()
+    alias: Mapped[str]
+    from_profile: Mapped[str | None]
+    to_profile: Mapped[str]
+    outcome: Mapped[str]
+    reason: Mapped[str | None]
+    numbers: Mapped[dict[str, Any] | None]
+    requested_by: Mapped[str | None]
+    at: Mapped[datetime] = mapped_column(server_default=func.now())

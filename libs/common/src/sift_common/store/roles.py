@@ -6,7 +6,8 @@ what Sift's code does with the tables (docs/security.md).
     sift_analyzer  SELECT on the pipeline tables (a digest's context); SELECT, INSERT, UPDATE
                    on analysis_state (skip-interval and fencing)
     sift_gateway   USAGE on the schema `gateway`, SELECT and INSERT on gateway.request_logs
-                   (binary COPY); nothing in `public`
+                   (binary COPY), SELECT, INSERT, UPDATE on gateway.aliases and
+                   gateway.alias_switches (switches); nothing in `public`
     sift_reader    SELECT on the pipeline tables: analysts, a read-only query API, reports
 
 No role may create anything (PostgreSQL 15+ takes CREATE on `public` from PUBLIC; on older
@@ -57,6 +58,7 @@ def grant_statements() -> list[str]:
         f"GRANT SELECT, INSERT, UPDATE ON public.analysis_state TO {ANALYZER}",
         f"GRANT USAGE ON SCHEMA gateway TO {GATEWAY}",
         f"GRANT SELECT, INSERT ON gateway.request_logs TO {GATEWAY}",
+        f"GRANT SELECT, INSERT, UPDATE ON gateway.aliases, gateway.alias_switches TO {GATEWAY}",
         f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA gateway TO {GATEWAY}",
     ]
 
