@@ -28,6 +28,7 @@ from sift_gateway.registry import Registry
 logger = logging.getLogger(__name__)
 
 CHANNEL = "sift_gateway_aliases"
+LISTENER_NAME = "sift-gateway-aliases"  # application_name of the listening connection
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
@@ -244,7 +245,9 @@ class PostgresAliasStore:
             await asyncio.sleep(self._retry_s)
 
     async def _listen(self) -> None:
-        connection = await asyncpg.connect(self._dsn, timeout=5)
+        connection = await asyncpg.connect(
+            self._dsn, timeout=5, server_settings={"application_name": LISTENER_NAME}
+        )
         try:
             await connection.add_listener(CHANNEL, self._notified)
             connection.add_termination_listener(lambda _: self._changed.set())
