@@ -113,12 +113,15 @@ def gateway_profiles(
     embed_url: str,
     chat: dict[str, Any] | None = None,
     extra: dict[str, dict[str, Any]] | None = None,
+    chat_replicas: list[str] | None = None,
 ) -> Path:
     """The gateway's profiles: both FAKE upstreams, or `chat` (a whole chat profile) as
     `REAL_CHAT` in place of the FAKE chat one; `extra` profiles beside them, no alias naming
-    them (a bench switches `chat` to one at runtime)."""
+    them (a bench switches `chat` to one at runtime); `chat_replicas`: the FAKE chat profile's
+    replicas in place of `chat_url` alone (tests/faults/cluster_bed.py)."""
     chat_name = FAKE_CHAT if chat is None else REAL_CHAT
-    fake_chat = {"kind": "chat", "served_model": "fake-chat", "replicas": [chat_url]}
+    replicas = chat_replicas or [chat_url]
+    fake_chat = {"kind": "chat", "served_model": "fake-chat", "replicas": replicas}
     profiles = {
         chat_name: {**fake_chat, **FAST_PROFILE} if chat is None else chat,
         "fake-embed": {
@@ -224,13 +227,15 @@ async def start_services(
     chat: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     extra_profiles: dict[str, dict[str, Any]] | None = None,
+    chat_replicas: list[str] | None = None,
 ) -> None:
     """The four services, each ready before the next starts. `chat`: a real chat profile for
-    the gateway, `extra_profiles` more (see `gateway_profiles`); `env`: overrides of
-    `pipeline_env`."""
+    the gateway, `extra_profiles` more, `chat_replicas` (see `gateway_profiles`); `env`:
+    overrides of `pipeline_env`."""
     profiles = gateway_profiles(
-        rig.root / "gateway-profiles.yaml", rig.chat.url, rig.embed.url, chat, extra_profiles
-    )
+        rig.root / "gateway-profiles.yaml", rig.chat.url, rig.embed.url, chat, extra_profiles,
+        chat_replicas,
+    )  # fmt: skip
     rig.chat_profile = FAKE_CHAT if chat is None else REAL_CHAT
     rig.pipeline = build_pipeline(rig.root, {**pipeline_env(rig, profiles), **(env or {})})
     stack.callback(stop_services, rig.pipeline)

@@ -58,6 +58,10 @@ class TcpProxy:
     async def heal(self) -> None:
         self._refuse_until = 0.0
 
+    async def open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The connection to the target (a subclass may pick among several)."""
+        return await asyncio.open_connection(self.target_host, self.target_port)
+
     def _abort_all(self) -> None:
         for transport in list(self._open):
             transport.abort()
@@ -70,9 +74,7 @@ class TcpProxy:
             client.abort()
             return
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(
-                self.target_host, self.target_port
-            )
+            upstream_reader, upstream_writer = await self.open_upstream()
         except OSError:
             client.abort()
             return
