@@ -124,9 +124,12 @@ def render_switch(record: dict[str, Any]) -> str:
             f"device, fits: {estimate['fits']}"
         )
     for engine in fit.get("engines", []):
+        tokens = engine["kv_cache_tokens"]
+        kv = "not reported" if tokens is None else f"{tokens} tokens"
+        if engine.get("full_length_sequences") is not None:
+            kv += f" ({engine['full_length_sequences']} full-length sequences)"
         lines.append(
-            f"  engine {engine['url']}: max_model_len {engine['max_model_len']}, KV cache "
-            f"{engine['kv_cache_tokens']} tokens"
+            f"  engine {engine['url']}: max_model_len {engine['max_model_len']}, KV cache {kv}"
             + (f", error: {engine['error']}" if engine.get("error") else "")
         )
     for check in numbers.get("warm_up", []):
