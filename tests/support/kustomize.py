@@ -1,5 +1,6 @@
 """A small renderer for the kustomize features deploy/kubernetes uses, for machines without
-kustomize (no PyPI or Debian package ships it; `kubectl kustomize` is where it exists).
+kustomize: no PyPI package ships it, and Debian's kubectl (1.20) carries kustomize 2.0, too
+old for `patches`. A recent `kubectl kustomize` is the real thing where it exists.
 
 Supported, and nothing else (anything else in a kustomization raises): `resources` (files,
 and directories holding a kustomization.yaml), `namespace`, `images` (`name`, `newName`,
