@@ -11,6 +11,7 @@ from KEDA's CRD (the parts these manifests use), see `KEDA_SCHEMA`.
 
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -29,7 +30,7 @@ from tests.support.kubernetes_manifests import (
     TARGETS,
     rendered,
 )
-from tests.support.kustomize import Manifest, by_kind, containers
+from tests.support.kustomize import Manifest, by_kind, containers, merge, render
 
 KUBERNETES_VERSION = "1.30.0"  # the oldest release the manifests target
 
@@ -207,3 +208,29 @@ def test_services_get_longer_to_stop_than_their_drain() -> None:
         shutdown = GatewayServiceSettings.model_fields["gateway_shutdown_timeout_s"].default
         drain_s = float(env.get("SIFT_DRAIN_TIMEOUT_S") or shutdown)  # the gateway: shutdown
         assert grace >= drain_s + 20, (name, grace, drain_s)
+
+
+def test_the_newest_release_kubernetes_validate_knows_accepts_the_overlays_too() -> None:
+    """No API or field the manifests use was removed since KUBERNETES_VERSION."""
+    version = kubernetes_validate.latest_version()
+    for target in OVERLAYS:
+        for manifest in rendered(target):
+            if not manifest["apiVersion"].startswith("keda.sh/"):
+                kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def test_the_renderer_merges_as_strategic_merge_does() -> None:
+    """What tests/support/kustomize.py promises, for machines where kubectl cannot compare."""
+    base = {"containers": [{"name": "a", "args": ["x", "y"], "env": [{"name": "K", "value": "1"}]}]}
+    patch = {"containers": [{"name": "a", "args": ["z"], "env": [{"name": "N", "value": "2"}]}]}
+    (merged,) = merge(base, patch)["containers"]
+    assert merged["args"] == ["z"]  # a list of scalars: replaced
+    assert merged["env"] == [{"name": "N", "value": "2"}, {"name": "K", "value": "1"}]
+    assert merge({"a": 1, "b": 2}, {"b": None}) == {"a": 1}  # null deletes
+    assert base["containers"][0]["args"] == ["x", "y"]  # the base is left as it was
+
+
+def test_the_renderer_refuses_what_it_does_not_implement(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: []\ncommonLabels: {a: b}\n")
+    with pytest.raises(ValueError, match="commonLabels"):
+        render(tmp_path)
