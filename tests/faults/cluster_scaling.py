@@ -29,14 +29,17 @@ from tests.faults.scenario import ledger_fields
 from tests.support.ledger import Ledger
 
 STORE_WAIT_S = 600.0
+BATCH = 50  # documents per ingest request, as bench.pipeline feeds
 
 
-async def measure_scale(bed: ClusterBed, replicas: int, docs: int) -> dict[str, Any]:
+async def measure_scale(
+    bed: ClusterBed, replicas: int, docs: int, batch: int = BATCH
+) -> dict[str, Any]:
     await set_scale(bed, replicas)
     set_chat_delay(bed, 0.0)
     ledger = Ledger(f"scale{replicas}")
     started = time.time()
-    stats = await feed(bed, ledger, docs, 0.0)
+    stats = await feed(bed, ledger, docs, 0.0, batch)
     deadline = time.time() + STORE_WAIT_S
     while True:
         verdict, rows = await observe.verdict(bed.rig, ledger, set())

@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +22,8 @@ from tests.faults import observe
 from tests.faults.cluster_bed import ClusterBed, collector_urls, set_chat_delay
 from tests.faults.feeding import FeedStats, feed_api
 from tests.faults.rig import FAKE_CHAT, NAMESPACE
-from tests.faults.scenario import SETTLE_S, ledger_fields, queues_drained
-from tests.support.ledger import Ledger, calls_per_document
+from tests.faults.scenario import SETTLE_S, ledger_fields, queues_drained, recovery_seconds
+from tests.support.ledger import Ledger, StoredRow, Verdict, calls_per_document
 from tests.support.rabbit_cluster import QueueMembers
 
 NODE_DOWN_S = 5.0  # the killed node stays down this long before it is started again
@@ -32,6 +33,11 @@ KILL_GRACE_S = 0.5
 SETTLE_WAIT_S = 90.0
 ANALYZER = "analyzer-2"
 LEADING = Topology(NAMESPACE).work_queue(ANALYZER_DOCUMENTS)
+DESCRIPTION = (
+    "3-node RabbitMQ cluster, 2 replicas of each service, documents flowing: kill -9 of the node "
+    "leading analyzer.documents, of an analyzer replica, and of a FAKE chat replica (on the "
+    "wire), each restarted; LLM calls counted at the gateway"
+)
 
 
 async def strike(bed: ClusterBed, evidence: dict[str, Any]) -> float:
@@ -63,14 +69,18 @@ async def strike(bed: ClusterBed, evidence: dict[str, Any]) -> float:
     return last_kill
 
 
-async def feed(bed: ClusterBed, ledger: Ledger, docs: int, spread_s: float) -> FeedStats:
-    """`docs` documents over `spread_s`, split over the collectors' ingest APIs."""
+async def feed(
+    bed: ClusterBed, ledger: Ledger, docs: int, spread_s: float, batch: int = 5
+) -> FeedStats:
+    """`docs` documents over `spread_s`, split over the collectors' ingest APIs, `batch` per
+    request."""
     stats = FeedStats()
     urls = collector_urls(bed.rig)
     fed = ledger.add(docs, "api")
     parts = [fed[i :: len(urls)] for i in range(len(urls))]
     jobs = (
-        feed_api(url, ledger, part, stats, spread_s) for url, part in zip(urls, parts, strict=True)
+        feed_api(url, ledger, part, stats, spread_s, batch=batch)
+        for url, part in zip(urls, parts, strict=True)
     )
     await asyncio.gather(*jobs)
     stats.done = True
@@ -99,14 +109,61 @@ async def gateway_answered(bed: ClusterBed, since: datetime) -> list[str]:
         await conn.close()
 
 
+@dataclass(frozen=True)
+class Allowed:
+    analyzer: set[str]  # markers with a chat call open in the killed analyzer
+    chat: set[str]  # markers with a call open at the killed chat replica
+
+
+@dataclass(frozen=True)
+class Calls:
+    """Chat calls per document at the gateway (answered 200) and at the FAKE replicas, and the
+    documents called more often than allowed at each."""
+
+    at_gateway: dict[str, int]  # by document id prefix
+    at_fakes: Counter[str]  # by ledger marker
+    gateway_over: dict[str, int]
+    fakes_over: dict[str, int]
+
+
+async def count_calls(
+    bed: ClusterBed, ledger: Ledger, rows: list[StoredRow], since: datetime, allowed: Allowed
+) -> Calls:
+    """A second answer at the gateway only for a document whose call was open in the killed
+    analyzer; a second request at the FAKEs also for one open at the killed chat replica (the
+    gateway retried it on the other)."""
+    markers = {row.document_id[:16]: ledger.ours(row.body)[0] for row in rows}
+    answered = measures.gateway_answers(await gateway_answered(bed, since))
+    at_gateway = {key: n for key, n in answered.items() if key in markers}
+    at_fakes = calls_per_document(ledger, _prompts(bed))
+    twice = {key for key, marker in markers.items() if marker in allowed.analyzer}
+    return Calls(
+        at_gateway,
+        at_fakes,
+        measures.over_allowed(Counter(at_gateway), twice),
+        measures.over_allowed(at_fakes, allowed.analyzer | allowed.chat),
+    )
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Epoch seconds: the feed's start and end, the first and last kill, all restored."""
+
+    feed_start: float
+    first_fault: float
+    last_kill: float
+    restored: float
+    feed_end: float
+
+
 async def run_cluster_faults(
     bed: ClusterBed, rate: float, before_s: float, after_s: float
 ) -> tuple[dict[str, Any], list[str]]:
     """Feed `rate` documents/s; strike after `before_s`; keep feeding `after_s` past the strike's
     start. The result and its problems."""
-    rig = bed.rig
     set_chat_delay(bed, 0.05, 0.02)
-    ledger, evidence = Ledger("cluster"), {}
+    ledger = Ledger("cluster")
+    evidence: dict[str, Any] = {}
     spread = before_s + after_s
     began, feed_start = datetime.now(UTC), time.time()
     feeding = asyncio.create_task(feed(bed, ledger, round(rate * spread), spread))
@@ -115,47 +172,58 @@ async def run_cluster_faults(
     last_kill = await strike(bed, evidence)
     restored = time.time()
     stats = await feeding
-    feed_end = time.time()
+    at = Moments(feed_start, first_fault, last_kill, restored, time.time())
     await settle(bed, ledger, restored + SETTLE_WAIT_S)
-    dead = await observe.take_dead_letters(rig, ledger)
-    verdict, rows = await observe.verdict(rig, ledger, set())
-    stored = [row.stored_at.timestamp() for row in rows]
-    flow = measures.throughput(stored, feed_start, first_fault, last_kill, feed_end)
-    names = {row.document_id[:16]: row.external_id or row.document_id for row in rows}
-    ids = {row.document_id[:16]: ledger.ours(row.body)[0] for row in rows}
-    at_gateway = measures.gateway_answers(await gateway_answered(bed, began))
-    at_fakes = calls_per_document(ledger, _prompts(bed))
-    killed_calls = evidence.pop("_analyzer_open")
-    cut_calls = evidence.pop("_chat_open")
-    by_id = {key: n for key, n in at_gateway.items() if key in names}
-    gateway_over = measures.over_allowed(
-        Counter(by_id), {k for k, m in ids.items() if m in killed_calls}
-    )
-    fakes_over = measures.over_allowed(at_fakes, killed_calls | cut_calls)
+    dead = await observe.take_dead_letters(bed.rig, ledger)
+    verdict, rows = await observe.verdict(bed.rig, ledger, set())
+    allowed = Allowed(evidence.pop("_analyzer_open"), evidence.pop("_chat_open"))
+    calls = await count_calls(bed, ledger, rows, began, allowed)
     members = await asyncio.to_thread(bed.cluster.queues)
     ours = {name: q for name, q in members.items() if name.startswith(NAMESPACE)}
-    left = await queues_drained(rig, 15.0)
-    result: dict[str, Any] = {
-        "scenario": "cluster-node-analyzer-chat-killed",
-        **ledger_fields(verdict, len(ledger.documents)),
-        "feed": {"docs_per_s": rate, "seconds": round(feed_end - feed_start, 1),
-                 "resent": stats.resent, "failures": stats.failures},
-        "faults": {**evidence, "last_kill_after_s": round(last_kill - first_fault, 1),
-                   "all_restored_after_s": round(restored - first_fault, 1),
-                   "chat_calls_open_at_analyzer_kill": len(killed_calls),
-                   "chat_calls_open_at_chat_kill": len(cut_calls)},
-        "throughput": flow.as_dict(),
-        "chat_calls_at_gateway": sum(by_id.values()),
-        "chat_calls_at_fakes": sum(at_fakes.values()),
-        "documents_answered_twice_at_gateway": sum(n > 1 for n in by_id.values()),
-        "quorum_queues": len(ours),
-        "dead_lettered": [letter.as_dict() for letter in dead],
-        "left_in_queues": left,
-    }  # fmt: skip
-    problems = _problems(result, verdict.problems(), gateway_over, fakes_over, names, ours)
-    problems += [f"{n} died (exit {c})" for n, c in (await rig.revive()).items()]
+    result = _result(ledger, verdict, rows, at, calls, allowed)
+    result.update(
+        times={"started": began.isoformat(timespec="milliseconds")},
+        feed={"docs_per_s": rate, "seconds": round(at.feed_end - at.feed_start, 1),
+              "resent": stats.resent, "failures": stats.failures},
+        faults=evidence, quorum_queues=len(ours),
+        dead_lettered=[letter.as_dict() for letter in dead],
+        left_in_queues=await queues_drained(bed.rig, 15.0),
+    )  # fmt: skip
+    names = {row.document_id[:16]: row.external_id or row.document_id for row in rows}
+    problems = _problems(result, verdict.problems(), calls, names, ours)
+    problems += [f"{n} died (exit {c})" for n, c in (await bed.rig.revive()).items()]
     result.update(problems=problems, passed=not problems)
     return result, problems
+
+
+def _result(
+    ledger: Ledger,
+    verdict: Verdict,
+    rows: list[StoredRow],
+    at: Moments,
+    calls: Calls,
+    allowed: Allowed,
+) -> dict[str, Any]:
+    stored = [row.stored_at.timestamp() for row in rows]
+    flow = measures.throughput(stored, at.feed_start, at.first_fault, at.last_kill, at.feed_end)
+    answered = sum(calls.at_gateway.values())
+    return {
+        "scenario": "cluster-node-analyzer-chat-killed",
+        "fault": DESCRIPTION,
+        "fault_window_s": round(at.restored - at.first_fault, 1),
+        **ledger_fields(verdict, len(ledger.documents)),
+        "llm_calls_per_unique": round(answered / len(ledger.documents), 3),
+        "recovery_s": recovery_seconds(verdict, at.restored),
+        "evidence": {"chat_calls_open": len(allowed.analyzer)},
+        "kills_after_first_s": {"last_kill": round(at.last_kill - at.first_fault, 1),
+                                "all_restored": round(at.restored - at.first_fault, 1)},
+        "chat_calls_open_at_analyzer_kill": len(allowed.analyzer),
+        "chat_calls_open_at_chat_kill": len(allowed.chat),
+        "throughput": flow.as_dict(),
+        "chat_calls_at_gateway": answered,
+        "chat_calls_at_fakes": sum(calls.at_fakes.values()),
+        "documents_answered_twice_at_gateway": sum(n > 1 for n in calls.at_gateway.values()),
+    }  # fmt: skip
 
 
 def _prompts(bed: ClusterBed) -> list[str]:
@@ -165,19 +233,19 @@ def _prompts(bed: ClusterBed) -> list[str]:
 def _problems(
     result: dict[str, Any],
     store: list[str],
-    gateway_over: dict[str, int],
-    fakes_over: dict[str, int],
+    calls: Calls,
     names: dict[str, str],
     queues: dict[str, QueueMembers],
 ) -> list[str]:
     problems = list(store)
     if result["dead_lettered"]:
         problems.append(f"dead-lettered on transient faults: {result['dead_lettered'][:3]}")
-    if gateway_over:
-        twice = [f"{names.get(k, k)}×{n}" for k, n in sorted(gateway_over.items())]
+    if calls.gateway_over:
+        twice = [f"{names.get(k, k)}×{n}" for k, n in sorted(calls.gateway_over.items())]
         problems.append(f"answered more often than allowed at the gateway: {twice[:5]}")
-    if fakes_over:
-        problems.append(f"called more often than allowed at the FAKE replicas: {fakes_over}")
+    if calls.fakes_over:
+        over = dict(list(calls.fakes_over.items())[:5])
+        problems.append(f"called more often than allowed at the FAKE replicas: {over}")
     back = result["throughput"]["back_to_80_percent_after_s"]
     if back is None or back > measures.BACK_WITHIN_S:
         problems.append(f"throughput not back within 30 s: {result['throughput']}")

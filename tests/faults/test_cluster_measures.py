@@ -1,6 +1,7 @@
 """The cluster must-show's rules, on made-up commit times (no services)."""
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_gateway_answers_count_documents_not_repairs_or_digests() -> None:
 
 
 def test_a_second_call_is_allowed_only_for_a_document_open_at_a_kill() -> None:
-    requests = [
+    requests: list[dict[str, Any]] = [
         {"at": 1.0, "done": 2.0, "body": {"messages": [{"content": "LGRdeadbeefx0001 a"}]}},
         {"at": 4.0, "done": None, "body": {"messages": [{"content": "LGRdeadbeefx0002 b"}]}},
     ]
