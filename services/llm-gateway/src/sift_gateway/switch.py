@@ -99,7 +99,7 @@ class Switcher:
         try:
             async with asyncio.timeout(self.timeout_s):
                 detail = await _request(self.session, runtime, url)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError, TypeError) as exc:
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return {"url": url, "ok": False, "detail": detail, "ms": _ms(started)}
         return {"url": url, "ok": detail is None, "detail": detail, "ms": _ms(started)}
