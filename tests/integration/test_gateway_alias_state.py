@@ -3,6 +3,7 @@ one database agree on a switch within 2 s, through LISTEN/NOTIFY and, when the l
 connection is cut, through the reconnect's re-read; a restart keeps the switch; without a
 database the gateway says its aliases are its own."""
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,9 +17,11 @@ from sqlalchemy.engine import make_url
 from sift_common.store import migrate
 from sift_gateway import ops
 from sift_gateway.alias_store import LISTENER_NAME
+from tests.support.fake_upstream import Behaviour
 from tests.support.gateway import (
     RunningGateway,
     StartFake,
+    assert_openai_error,
     chat,
     chat_profile,
     client,
@@ -152,3 +155,28 @@ async def test_revision_0006_creates_and_drops_the_alias_tables(fresh_database: 
     assert [r[0] for r in await fetch(fresh_database, tables)] == ["alias_switches", "aliases"]
     await migrate.downgrade(fresh_database, "0005")
     assert await fetch(fresh_database, tables) == []
+
+
+async def test_two_replicas_cannot_switch_one_alias_at_the_same_time(
+    tmp_path: Path, fakes: StartFake, fresh_database: str
+) -> None:
+    await migrate.upgrade(fresh_database)
+    main = await fakes()
+    slow = await fakes(model="fake-other", default=Behaviour(delay_s=1.0))  # a slow warm-up
+    profiles = {
+        "main": chat_profile(main.url),
+        "other": chat_profile(slow.url, served_model="fake-other"),
+    }
+    async with (
+        replicas(tmp_path, profiles, fresh_database) as (a, b),
+        client(a) as http_a,
+        client(b) as http_b,
+    ):
+        body = {"profile": "other"}
+        first = asyncio.create_task(http_a.post("/admin/aliases/chat/switch", json=body))
+        await eventually(lambda: bool(slow.chat_requests()), timeout=5)  # a's warm-up is on
+        second = await http_b.post("/admin/aliases/chat/switch", json=body)
+        assert_openai_error(second, 409, code="switch_in_progress")
+        assert (await first).json()["outcome"] == "switched"
+        again = await http_b.post("/admin/aliases/chat/switch", json={"profile": "main"})
+        assert again.json()["outcome"] == "switched"  # the lock was released

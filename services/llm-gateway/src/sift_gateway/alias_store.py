@@ -57,6 +57,7 @@ class SwitchRecord:
 
 class AliasStore(Protocol):
     def switching(self, alias: str) -> AbstractAsyncContextManager[None]: ...
+    async def current(self, alias: str) -> str | None: ...
     async def write(self, alias: str, profile: str, by: str | None) -> None: ...
     async def record(self, switch: SwitchRecord) -> None: ...
     async def history(self, alias: str | None, limit: int) -> list[dict[str, Any]]: ...
@@ -79,6 +80,9 @@ class MemoryAliasStore:
             raise SwitchBusyError(alias)
         async with lock:
             yield
+
+    async def current(self, alias: str) -> str | None:
+        return self._registry.aliases.get(alias)
 
     async def write(self, alias: str, profile: str, by: str | None) -> None:
         self._registry.switch_alias(alias, profile)
@@ -171,6 +175,15 @@ class PostgresAliasStore:
                 logger.warning("aliases: unlock of %s failed (%s)", alias, exc)
             await self._pool.release(connection)
 
+    async def current(self, alias: str) -> str | None:
+        """Where the alias points now, as the database says (another replica may have just
+        switched it); the registry's view when the database has no row."""
+        async with self._connection() as connection:
+            stored = await connection.fetchval(
+                "SELECT profile FROM gateway.aliases WHERE alias = $1", alias
+            )
+        return stored if isinstance(stored, str) else self._registry.aliases.get(alias)
+
     async def write(self, alias: str, profile: str, by: str | None) -> None:
         async with self._connection() as connection, connection.transaction():
             await connection.execute(
@@ -182,7 +195,7 @@ class PostgresAliasStore:
                 by,
             )
             await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, alias)
-        self._registry.switch_alias(alias, profile)
+        self._registry.apply_aliases({alias: profile})  # a rollback may name a profile unknown here
 
     async def record(self, switch: SwitchRecord) -> None:
         async with self._connection() as connection:

@@ -44,7 +44,7 @@ class Switcher:
     ) -> SwitchRecord:
         """Switch `alias` to `profile` safely (`force`: no checks, as PUT /admin/aliases)."""
         async with self.store.switching(alias):
-            previous = self.registry.aliases.get(alias)
+            previous = await self.store.current(alias)
             if force:
                 await self.store.write(alias, profile, requested_by)
                 return await self._done(alias, previous, profile, "switched", "forced: no checks",
