@@ -58,7 +58,7 @@ async def check_fit(session: aiohttp.ClientSession, runtime: ProfileRuntime) -> 
     for replica in runtime.replicas:
         engine = await _engine_numbers(session, runtime, replica.url)
         engines.append(engine)
-        report.problems += _engine_problems(runtime, engine)
+        report.problems += engine_problems(runtime, engine)
     report.numbers["engines"] = engines
     return report
 
@@ -102,7 +102,7 @@ def cache_info(metrics_text: str) -> dict[str, Any]:
     return {}
 
 
-def _engine_problems(runtime: ProfileRuntime, engine: dict[str, Any]) -> list[str]:
+def engine_problems(runtime: ProfileRuntime, engine: dict[str, Any]) -> list[str]:
     url = engine["url"]
     if "error" in engine:
         return [f"{url}: {engine['error']}"]
