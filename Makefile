@@ -57,12 +57,12 @@ ops-tools: ## promtool and amtool for the alert-rule tests (Debian's prometheus 
 	$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
 
-web-tools: ## Debian's chromium for the analyst page's browser tests (Playwright drives it)
-	@[ -x /usr/bin/chromium ] && exit 0; \
-	echo "==> apt-get install chromium (the analyst page's browser tests)"; \
+web-tools: ## Debian's chromium and a Korean font for the analyst page's browser tests
+	@[ -x /usr/bin/chromium ] && dpkg -s fonts-noto-cjk >/dev/null 2>&1 && exit 0; \
+	echo "==> apt-get install chromium fonts-noto-cjk (the analyst page's browser tests)"; \
 	sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends chromium >/dev/null
+		apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk >/dev/null
 
 web: ## Rebuild the analyst page into sift_archiver/static (npm ci, esbuild); commit the result
 	cd services/archiver/web && npm ci --prefer-offline --no-audit --no-fund && npm run build

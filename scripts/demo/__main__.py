@@ -1,12 +1,14 @@
 """`python -m scripts.demo`: run Sift end to end on the bundled corpus and report.
 
 Options: --report PATH (JSON, default .sift/demo/report.json), --timeout S (wait for the
-store). The run's queues are deleted at the end (the report keeps what they held); the store
+store), --keep (or KEEP=1: keep the services up after the report, for the analyst page, until
+Ctrl-C). The run's queues are deleted at the end (the report keeps what they held); the store
 keeps its rows for querying."""
 
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.demo")
     parser.add_argument("--report", type=Path, default=WORK / "report.json")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--keep", action="store_true", default=os.environ.get("KEEP") == "1")
     args = parser.parse_args(argv)
     started = time.monotonic()
     run.check_brokers()
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         result["timing_s"] = round(time.monotonic() - started, 1)
         run.write_json(args.report, result)
         print_report(result, stack, args.report)
+        if args.keep:
+            keep_up(stack.pipeline.services["archiver"].url)
         return 0 if result["complete"] else 1
     except Exception:
         console.print(stack.pipeline.log_tails(), markup=False, highlight=False)
@@ -79,6 +84,16 @@ def main(argv: list[str] | None = None) -> int:
             run.stop_store()
         run.stop_vllm(stack.started_vllm)  # a warm pair (`make vllm-up`) is left running
         console.print(f"    exit codes: {codes}")
+
+
+def keep_up(archiver_url: str) -> None:
+    """Leave the services up for the analyst page until Ctrl-C (then the demo stops them)."""
+    say(f"the services stay up: open {archiver_url}/ui/ (key dev-key); Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
 
 
 def feed_and_report(
@@ -161,6 +176,8 @@ def print_report(result: dict[str, Any], stack: run.Stack, path: Path) -> None:
             f"digest of {q['entity'].get('name')}: {json.dumps(digest, ensure_ascii=False)[:300]}"
         )
     console.print(f"took {result['timing_s']} s; JSON report: {path}")
+    page = f"{stack.pipeline.services['archiver'].url}/ui/"
+    console.print(f"analyst page: {page}  (key dev-key; make demo KEEP=1 keeps it up)")
     console.print("query further (start the services again, e.g. make archiver):")
     console.print(f"    export SIFT_DATABASE_URL={stack.database_url}")
     console.print("    uv run sift top;  uv run sift search 'text';  uv run sift status")

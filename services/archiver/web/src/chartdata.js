@@ -19,9 +19,9 @@ export function timelineData(buckets) {
  * oldest first; only those inside [from, to] when a range is given. */
 export function digestMarks(digests, from = -Infinity, to = Infinity) {
   return digests
-    .map((d) => ({ x: seconds(d.created_at), score: d.score, summary: d.summary }))
+    .map((d) => ({ x: seconds(d.created_at), at: d.created_at, score: d.score, summary: d.summary }))
     .filter((m) => m.x >= from && m.x <= to)
-    .sort((a, b) => a.x - b.x);
+    .sort((a, b) => new Date(a.at) - new Date(b.at));
 }
 
 /** An SVG path drawing `values` (0-100 scores) left to right in a width × height box;

@@ -21,9 +21,22 @@ let shown = 0; // the latest route() call: a slower, older view must not replace
 
 const go = (view, params) => { location.hash = formatState(view, params); };
 
+// The links are built once and kept, so a keyboard user's focus stays on the one followed.
 function nav(current) {
-  document.getElementById("nav").replaceChildren(...Object.keys(VIEWS).map((name) =>
-    h("a", { href: formatState(name), "aria-current": name === current ? "page" : null }, LABELS[name])));
+  const box = document.getElementById("nav");
+  if (!box.children.length) {
+    box.append(...Object.keys(VIEWS).map((name) =>
+      h("a", { href: formatState(name), "data-view": name }, LABELS[name])));
+  }
+  for (const link of box.children) {
+    if (link.dataset.view === current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+// A view replaced the element that had focus (a submitted form): focus moves to the content.
+function keepFocus() {
+  if (!document.activeElement || document.activeElement === document.body) main.focus();
 }
 
 async function route() {
@@ -39,7 +52,9 @@ async function route() {
   try {
     const stale = () => turn !== shown;
     const element = await VIEWS[view].render(params, go, (stop) => (stale() ? stop() : cleanups.push(stop)));
-    if (!stale()) main.replaceChildren(element);
+    if (stale()) return;
+    main.replaceChildren(element);
+    keepFocus();
   } catch (error) {
     if (turn !== shown) return;
     if (error.status === 401) forgetKey();

@@ -25,6 +25,14 @@ test("digest marks are the digests inside the range, oldest first", () => {
   assert.equal(digestMarks(digests).length, 3);
 });
 
+test("digests written within the same second keep their order to the millisecond", () => {
+  const digests = [
+    { created_at: "2026-11-05T00:00:00.900Z", score: 2, summary: "second" },
+    { created_at: "2026-11-05T00:00:00.100Z", score: 1, summary: "first" },
+  ];
+  assert.deepEqual(digestMarks(digests).map((m) => m.summary), ["first", "second"]);
+});
+
 test("a sparkline spans the box, 100 at the top, 0 at the bottom, skipping nulls", () => {
   assert.equal(sparklinePath([0, 100], 100, 20), "M0.0,20.0L100.0,0.0");
   assert.equal(sparklinePath([50, null, 50], 100, 20), "M0.0,10.0L100.0,10.0");

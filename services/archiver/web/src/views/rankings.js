@@ -3,7 +3,7 @@
 import { getCsv, getJson } from "../api.js";
 import { sparklinePath, windowStart } from "../chartdata.js";
 import { exportButton, field, formValues, h, svg, table, viewLink } from "../dom.js";
-import { formatScore } from "../format.js";
+import { formatScore, scoreTone } from "../format.js";
 import { formatState, pick } from "../state.js";
 
 const KEYS = ["direction", "window_days", "kind", "min_documents", "limit"];
@@ -39,7 +39,9 @@ export async function render(params, go) {
       ? table(title, ["Entity", "Kind", "Ticker", "Mean score", "Documents", "Daily mean"],
           page.items.map((e, i) => ({ ...e, line: lines[i] })), (e) => [
             viewLink(formatState("timeline", { entity: e.entity_key }), e.name),
-            e.kind, e.ticker ?? "–", formatScore(e.mean_score), String(e.documents), spark(e),
+            e.kind, e.ticker ?? "–",
+            h("span", { class: scoreTone(e.mean_score) }, formatScore(e.mean_score)),
+            String(e.documents), spark(e),
           ], "rows")
       : h("p", {}, "No entity has scored documents in this window."),
     exportButton(`rankings ${values.direction}`, () => getCsv("/v1/rankings", query)));

@@ -31,7 +31,7 @@ export async function render(params, go) {
       ? h("ol", { class: "hits", "data-testid": "rows", "aria-label": "Search results" },
           page.items.map((hit, i) => hitItem(hit, docs[i])))
       : h("p", {}, "Nothing matches these filters."),
-    exportButton(`search ${params.q}`, () => getCsv("/v1/search", query)),
+    exportButton("search results", () => getCsv("/v1/search", query)),
   );
   return view;
 }
