@@ -17,9 +17,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from sift_common.messaging.teardown import delete_topology
 from sift_common.messaging.topology import Topology
@@ -29,6 +26,7 @@ from sift_common.store.embedded import (
     stop_embedded_postgres,
     to_asyncpg_url,
 )
+from tests.support.databases import new_database
 from tests.support.rabbit import sweep_test_queues
 from tests.support.vllm import vllm_servers  # noqa: F401  (a session fixture)
 
@@ -125,13 +123,5 @@ def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 async def fresh_database(database_url: str) -> AsyncIterator[str]:
     """A newly created, empty database for this test; dropped afterwards."""
-    name = f"sift_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with new_database(database_url) as url:
+        yield url

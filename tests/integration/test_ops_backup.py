@@ -13,6 +13,7 @@ from sift_common.ops.backup_pg import client_major, server_major
 from sift_common.ops.backup_revision import head_revision
 from sift_common.store import migrate
 from tests.support.archiver_vectors import Corpus, bulk_load, corpus, doc_id
+from tests.support.databases import new_database
 from tests.support.ops_cli import connect, run_cli
 
 pytestmark = pytest.mark.integration
@@ -187,16 +188,26 @@ async def test_client_older_than_the_server_is_refused_by_name(
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
 
 
-async def test_restoring_an_older_dump_says_to_upgrade(fresh_database: str, tmp_path: Path) -> None:
-    """A dump taken at 0003 restored over the newest schema: the schema goes back to 0003
-    and the command names the migration to run."""
+async def test_an_older_dump_is_refused_over_a_newer_schema_and_restores_into_an_empty_one(
+    fresh_database: str, database_url: str, tmp_path: Path
+) -> None:
+    """A dump taken at 0003: over the newest schema (tables the dump lacks) it is refused
+    naming them, and nothing changes; into an empty database it restores at 0003 and the
+    command names the migration to run."""
     await migrate.upgrade(fresh_database, "0003")
     assert (await run_cli("sift", fresh_database, "backup", "--dir", str(tmp_path))).code == 0
     [dump] = list(tmp_path.iterdir())
     await migrate.upgrade(fresh_database)
     assert head_revision() != "0003", "this test needs a migration after 0003"
 
-    restored = await run_cli("sift", fresh_database, "restore", str(dump), "--yes")
-    assert restored.code == 0, restored.err
-    assert "run `sift-db upgrade`" in restored.out
-    assert await migrate.current_revision(fresh_database) == "0003"
+    refused = await run_cli("sift", fresh_database, "restore", str(dump), "--yes")
+    assert refused.code == 1
+    assert "gateway.aliases" in refused.err
+    assert "empty database" in refused.err
+    assert await migrate.current_revision(fresh_database) == head_revision()
+
+    async with new_database(database_url) as empty:
+        restored = await run_cli("sift", empty, "restore", str(dump), "--yes")
+        assert restored.code == 0, restored.err
+        assert "run `sift-db upgrade`" in restored.out
+        assert await migrate.current_revision(empty) == "0003"

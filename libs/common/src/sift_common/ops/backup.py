@@ -30,6 +30,7 @@ from sift_common.ops.backup_pg import (
     tools_for,
 )
 from sift_common.ops.backup_revision import revision_advice
+from sift_common.ops.backup_tables import dump_tables, refuse_extra_tables, tables_only_in_target
 from sift_common.settings import DatabaseSettings, load_settings
 from sift_common.store.engine import resolve_database_url
 
@@ -110,15 +111,16 @@ def backup_command(
     _apply_retention(target, keep, written)
 
 
-def _check_archive(tools: PgTools, dump: Path) -> None:
-    """pg_restore --list reads the archive's table of contents: it fails on anything that is
-    not a custom-format dump, or one written by a newer pg_dump than this pg_restore."""
+def _check_archive(tools: PgTools, dump: Path) -> str:
+    """pg_restore --list reads the archive's table of contents (returned): it fails on anything
+    that is not a custom-format dump, or one written by a newer pg_dump than this pg_restore."""
     run = run_tool([str(tools.pg_restore), "--list", str(dump)])
     if run.returncode != 0:
         raise BackupError(
             f"{dump} is not a pg_dump custom-format archive that pg_restore {tools.major} "
             f"can read: {run.stderr.strip()}"
         )
+    return run.stdout
 
 
 def _restore(tools: PgTools, url: str, dump: Path) -> None:
@@ -167,7 +169,8 @@ def restore_command(
         )
     started = time.monotonic()
     try:
-        _check_archive(tools, dump)
+        toc = _check_archive(tools, dump)
+        refuse_extra_tables(asyncio.run(tables_only_in_target(url, dump_tables(toc))))
         _restore(tools, url, dump)
         advice = asyncio.run(revision_advice(url))
     except ConfigError as exc:
