@@ -120,11 +120,13 @@ async def test_the_page_is_served_without_a_key_under_a_strict_policy(
 ) -> None:
     async with httpx.AsyncClient(base_url=site[0].url) as http:
         root = await http.get("/")
+        head = await http.head("/")
         index = await http.get("/ui/")
         script = await http.get("/ui/app.js")
         data = await http.get("/v1/status")
     assert root.status_code == 307
     assert root.headers["location"] == "/ui/"
+    assert head.status_code == 307
     assert index.status_code == 200
     assert "text/html" in index.headers["content-type"]
     assert "<script" in index.text

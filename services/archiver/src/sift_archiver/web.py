@@ -36,6 +36,6 @@ def mount_page(app: FastAPI) -> None:
     """The page at `/ui/`, and `/` sending a browser there."""
     app.mount(PAGE_PATH.rstrip("/"), PageFiles(directory=STATIC, html=True), name="ui")
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> RedirectResponse:
         return RedirectResponse(PAGE_PATH)
