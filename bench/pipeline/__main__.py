@@ -105,6 +105,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         for part in args.parts:
             print(f"{part} ...", flush=True)
             result[part] = await PARTS[part](rig, args)
+            save(args.out, result)  # a later part that fails keeps this one's numbers
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     return result
 
@@ -114,9 +115,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sift-bench-pipeline-") as tmp:
         result = asyncio.run(run(args, Path(tmp)))
     print("\n".join(lines(result)))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    save(args.out, result)
     print(f"\nwrote {args.out}")
+
+
+def save(out: Path, result: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ async def wait_stored(
                 count += await finished_elsewhere()
             if count >= len(ledger.documents):
                 return
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5 if finished_elsewhere is None else 2.0)
     finally:
         await conn.close()
 
