@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
-from aio_pika.exceptions import AMQPError, ChannelClosed, ChannelInvalidStateError
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
+from sift_common.messaging.passive import passive_counts
 from sift_common.messaging.topology import Topology
 
 Depths = dict[str, dict[str, int | None]]
@@ -29,12 +30,6 @@ class QueueState:
     messages: int | None  # ready messages (unacked deliveries are not counted)
     consumers: int | None
     dlq: int | None
-
-
-@dataclass(frozen=True)
-class _Declared:
-    messages: int | None
-    consumers: int | None
 
 
 class QueueDepths:
@@ -67,8 +62,8 @@ class QueueDepths:
         states: dict[str, QueueState] = {}
         for spec in self.topology.consumer_queues:
             work_queue = self.topology.work_queue(spec)
-            work = await _declared(self._connection, work_queue)
-            dlq = await _declared(self._connection, self.topology.dead_letter_queue(spec))
+            work = await passive_counts(self._connection, work_queue)
+            dlq = await passive_counts(self._connection, self.topology.dead_letter_queue(spec))
             states[spec.name] = QueueState(
                 queue=work_queue,
                 messages=None if work is None else work.messages,
@@ -81,14 +76,3 @@ class QueueDepths:
         connection, self._connection = self._connection, None
         if connection is not None and not connection.is_closed:
             await connection.close()
-
-
-async def _declared(connection: AbstractConnection, queue: str) -> _Declared | None:
-    channel = await connection.channel()
-    try:
-        declared = await channel.declare_queue(queue, passive=True)
-    except ChannelClosed:  # not declared yet: the channel is closed by the broker
-        return None
-    result = declared.declaration_result
-    await channel.close()
-    return _Declared(result.message_count, result.consumer_count)

@@ -1,9 +1,8 @@
 """`sift doctor`'s broker probe: each work queue's depth and consumers, each DLQ's depth and the
 dead letters at its head.
 
-Depths and consumer counts come from passive declares (the management plugin is off on these
-machines), as the archiver's `GET /v1/status` reads them; that small reader is repeated here
-with the consumer count added, since common does not import a service. The dead letters are read
+Depths and consumer counts come from passive declares (`sift_common.messaging.passive`, as the
+archiver's `GET /v1/status` reads them). The dead letters are read
 with `sift dlq list`'s scan (`dlq_broker.inspect`), which puts every message back where it was:
 a doctor run never takes a message off a DLQ.
 
@@ -17,10 +16,10 @@ from datetime import datetime
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
-from aio_pika.exceptions import ChannelClosed
 
 from sift_common.messaging import dlq_broker
 from sift_common.messaging.dlq import Selection
+from sift_common.messaging.passive import passive_counts
 from sift_common.messaging.topology import Topology
 from sift_common.ops.doctor_checks import DlqReading, QueueReading
 
@@ -54,11 +53,7 @@ async def read_broker(
 
 
 async def _work_queue(connection: AbstractConnection, bare: str, name: str) -> QueueReading:
-    channel = await connection.channel()
-    try:
-        declared = await channel.declare_queue(name, passive=True)
-    except ChannelClosed:  # not declared: the broker closes the channel
+    counts = await passive_counts(connection, name)
+    if counts is None:
         return QueueReading(bare, name, messages=None, consumers=None)
-    result = declared.declaration_result
-    await channel.close()
-    return QueueReading(bare, name, result.message_count, result.consumer_count)
+    return QueueReading(bare, name, counts.messages, counts.consumers)
