@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from sift_common.messaging.topology import Topology
+from sift_common.store import migrate
 from tests.support.archiver import (
     API_KEY,
     RunningArchiver,
@@ -26,6 +27,7 @@ from tests.support.archiver import (
     embed_gateway,
     running_archiver,
 )
+from tests.support.databases import new_database
 from tests.support.gateway import RunningGateway
 from tests.support.rabbit import delete_topology
 from tests.support.web_page import (
@@ -34,8 +36,6 @@ from tests.support.web_page import (
     KOREAN_TITLE,
     SAMSUNG,
     Seeded,
-    create_database,
-    drop_database,
     launch_chromium,
     seed,
 )
@@ -50,15 +50,15 @@ async def site(
 ) -> AsyncIterator[tuple[RunningArchiver, Seeded]]:
     """One seeded store and archiver for the module: the tests only read."""
     namespace = f"tweb{os.urandom(3).hex()}."
-    url = await create_database(database_url)
-    settings = archiver_settings(rabbit_url, namespace, url, embed_gateway.url)
-    try:
-        async with running_archiver(settings) as running:
-            docs, digests = await seed(rabbit_url, namespace, url)
-            yield running, Seeded(url, namespace, docs, digests)
-    finally:
-        await delete_topology(rabbit_url, Topology(namespace, ()))
-        await drop_database(database_url, url)
+    async with new_database(database_url) as url:
+        await migrate.upgrade(url)
+        settings = archiver_settings(rabbit_url, namespace, url, embed_gateway.url)
+        try:
+            async with running_archiver(settings) as running:
+                docs, digests = await seed(rabbit_url, namespace, url)
+                yield running, Seeded(url, namespace, docs, digests)
+        finally:
+            await delete_topology(rabbit_url, Topology(namespace, ()))
 
 
 @pytest.fixture(scope="module")

@@ -2,19 +2,14 @@
 (scores over several weeks, two sources, digests, a re-analysed document) served by a real
 archiver in front of the real embeddings model, and Debian's chromium driven by Playwright."""
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 from playwright.async_api import Browser, async_playwright
-from sqlalchemy.engine import make_url
 
-from sift_archiver.pool import asyncpg_dsn
 from sift_common.contracts import DocumentAnalyzed, EntityDigested, EntityRef
-from sift_common.store import migrate
 from tests.support.archiver import analyzed, archiver_topology, publish_all, table_counts, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,28 +79,6 @@ def digest(
         model="smollm2-135m-instruct", summary=summary, score=score,
         document_ids=[d.document.id for d in docs],
     )  # fmt: skip
-
-
-async def create_database(database_url: str) -> str:
-    """A new migrated database (the module's tests share one seeded store)."""
-    name = f"sift_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    await migrate.upgrade(url)
-    return url
-
-
-async def drop_database(database_url: str, url: str) -> None:
-    name = make_url(url).database
-    admin = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def seed(
