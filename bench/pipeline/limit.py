@@ -187,21 +187,11 @@ async def documents_dead_lettered(rig: Rig) -> int:
         return 0
 
 
-async def work_done(rig: Rig, timeout_s: float) -> None:
-    """Until no queue but the dead-letter queues holds a message (the digests are done)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        counts = await asyncio.to_thread(rig.rabbit.queue_counts)
-        if not any(sum(n) for name, n in counts.items() if not name.endswith(".dlq")):
-            return
-        await asyncio.sleep(1.0)
-    raise BenchInvalid(f"limit: work left in the queues after {timeout_s:g} s")
-
-
 async def checked_finish(rig: Rig, ledger: Ledger, drain_s: float) -> dict[str, Any]:
     """Stored once, or dead-lettered `invalid` (taken off the DLQ, a digest's too); nothing
     else, and nothing left once the digests the documents asked for are done."""
-    await work_done(rig, drain_s)
+    if busy := await queues_drained(rig, drain_s, dead_letters=False):  # the digests are done
+        raise BenchInvalid(f"limit: work left in the queues after {drain_s:g} s: {busy}")
     letters = await observe.take_dead_letters(rig, ledger)
     left = await queues_drained(rig, 15.0)
     other = [letter.as_dict() for letter in letters if letter.kind != "invalid"]

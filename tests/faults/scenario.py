@@ -190,14 +190,19 @@ def unacked(counts: dict[str, tuple[int, int]]) -> dict[str, int]:
     return {name: count for name, (_, count) in counts.items() if count}
 
 
-async def queues_drained(rig: Rig, wait_s: float) -> dict[str, list[int]]:
-    """Wait until no queue holds a message (work, retry, intake; the DLQs were just emptied);
-    what is still there after `wait_s`, as [ready, unacked] per queue."""
+async def queues_drained(
+    rig: Rig, wait_s: float, *, dead_letters: bool = True
+) -> dict[str, list[int]]:
+    """Wait until no queue holds a message (work, retry, intake; the DLQs were just emptied,
+    or `dead_letters=False` leaves them out); what is still there after `wait_s`, as
+    [ready, unacked] per queue."""
     deadline = time.monotonic() + wait_s
     while True:
         counts = await asyncio.to_thread(rig.rabbit.queue_counts)
         left = {
-            name: [ready, unacked] for name, (ready, unacked) in counts.items() if ready or unacked
+            name: [ready, unacked]
+            for name, (ready, unacked) in counts.items()
+            if (ready or unacked) and (dead_letters or not name.endswith(".dlq"))
         }
         if not left or time.monotonic() > deadline:
             return left
