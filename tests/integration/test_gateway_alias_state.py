@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from sift_common.store import migrate
 from sift_gateway import ops
-from sift_gateway.alias_store import LISTENER_NAME
+from sift_gateway.alias_store_pg import LISTENER_NAME
 from tests.support.fake_upstream import Behaviour
 from tests.support.gateway import (
     RunningGateway,

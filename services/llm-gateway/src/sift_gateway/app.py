@@ -16,7 +16,8 @@ from sift_common.logs import configure_logging
 from sift_common.settings import load_or_exit
 from sift_common.store.engine import resolve_database_url
 from sift_gateway import ops
-from sift_gateway.alias_store import AliasStore, MemoryAliasStore, PostgresAliasStore
+from sift_gateway.alias_store import AliasStore, MemoryAliasStore
+from sift_gateway.alias_store_pg import PostgresAliasStore
 from sift_gateway.auth import GUARD_KEY, METRICS_NEED_KEY, authenticate
 from sift_gateway.chat import chat_completions
 from sift_gateway.embeddings import embeddings, list_models

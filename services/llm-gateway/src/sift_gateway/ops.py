@@ -1,5 +1,5 @@
 """Operator endpoints: health, readiness, metrics, and /admin for profiles and aliases
-(alias switches: `switch.py`; where aliases live: `alias_store.py`)."""
+(alias switches: `switch.py`; where aliases live: `alias_store.py`, `alias_store_pg.py`)."""
 
 import time
 
