@@ -42,8 +42,10 @@ test-integration: sync ## Integration tests against RabbitMQ, Redis, PostgreSQL+
 test-e2e: sync vllm-prepare ## End-to-end tests: the whole pipeline as processes
 	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
 
+# Two pytest runs side by side, the vLLM engine tests and the rest, then the two
+# cluster scenarios alone (scripts/test_lanes.py).
 test: lint typecheck vllm-prepare ops-tools web-tools ## Lint, typecheck and the whole test suite, e2e and the fault matrix included
-	SIFT_REQUIRE_OPS_TOOLS=1 $(RUN) pytest $(PYTEST_ARGS)
+	SIFT_REQUIRE_OPS_TOOLS=1 $(RUN) python -m scripts.test_lanes $(PYTEST_ARGS)
 
 # Debian's packages start no server here: a policy-rc.d that refuses (101) is put in place for
 # the install when the machine has none, and removed after.

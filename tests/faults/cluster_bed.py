@@ -23,6 +23,7 @@ from sift_common.store import migrate
 from sift_common.store.models import EMBEDDING_DIM
 from tests.faults.rig import (
     DATABASE,
+    NAMESPACE,
     REPLICA_SETTINGS,
     Rig,
     create_database,
@@ -61,7 +62,7 @@ async def start_cluster_bed(root: Path, stack: AsyncExitStack, replicas: int = 2
     """The cluster, Redis, PostgreSQL, FAKE upstreams, then the services (`replicas` of each of
     collector, analyzer, archiver; one gateway), every part registered on `stack`."""
     started = time.monotonic()
-    bed = await _start_backends(root, stack)
+    bed = await start_cluster_backends(root, stack)
     urls = [front_url(front) for front in bed.chat_fronts]
     await start_services(bed.rig, stack, env={}, chat_replicas=urls)
     await set_scale(bed, replicas)
@@ -74,7 +75,9 @@ def front_url(proxy: TcpProxy) -> str:
     return f"http://127.0.0.1:{proxy.port}"
 
 
-async def _start_backends(root: Path, stack: AsyncExitStack) -> ClusterBed:
+async def start_cluster_backends(root: Path, stack: AsyncExitStack) -> ClusterBed:
+    """Everything but the services: the cluster and its front, Redis, PostgreSQL (migrated), the
+    FAKE upstreams (a bed whose gateway has a real chat profile leaves the FAKE chats idle)."""
     pg_dir = Path(tempfile.mkdtemp(prefix="sift-cluster-pg-"))  # its parents get opened up
     stack.callback(shutil.rmtree, pg_dir, True)
     cluster, redis = PrivateRabbitCluster(root / "rabbit"), PrivateRedis(root / "redis")
@@ -161,3 +164,13 @@ def keep_cluster_logs(bed: ClusterBed, folder: Path) -> None:
         for log in [node.server.log, *(node.root / "log").glob("*.log")]:
             if log.exists():
                 shutil.copy(log, folder / f"rabbit-{letter}-{log.name}")
+
+
+async def quorum_queues(cluster: PrivateRabbitCluster) -> tuple[int, dict[str, list[int]]]:
+    """How many quorum queues the run's namespace has, and those not on 3 members all online
+    (name → [members, online]): what a node killed and restarted must leave behind."""
+    members = await asyncio.to_thread(cluster.queues)
+    ours = {name: q for name, q in members.items() if name.startswith(NAMESPACE)}
+    short = {name: [len(q.members), len(q.online)] for name, q in ours.items()
+             if len(q.members) != 3 or len(q.online) != 3}  # fmt: skip
+    return len(ours), short

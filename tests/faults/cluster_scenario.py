@@ -19,12 +19,11 @@ from typing import Any
 from sift_common.messaging.topology import ANALYZER_DOCUMENTS, Topology
 from tests.faults import cluster_measures as measures
 from tests.faults import observe
-from tests.faults.cluster_bed import ClusterBed, collector_urls, set_chat_delay
+from tests.faults.cluster_bed import ClusterBed, collector_urls, quorum_queues, set_chat_delay
 from tests.faults.feeding import FeedStats, feed_api
 from tests.faults.rig import FAKE_CHAT, NAMESPACE
 from tests.faults.scenario import SETTLE_S, ledger_fields, queues_drained
 from tests.support.ledger import Ledger, StoredRow, Verdict, calls_per_document
-from tests.support.rabbit_cluster import QueueMembers
 
 NODE_DOWN_S = 5.0  # the killed node stays down this long before it is started again
 CHAT_DOWN_S = 5.0
@@ -96,9 +95,9 @@ async def settle(bed: ClusterBed, ledger: Ledger, deadline: float) -> None:
     await asyncio.sleep(SETTLE_S)
 
 
-GATEWAY_ANSWERS = """
+GATEWAY_ANSWERS = f"""
 SELECT request_id FROM gateway.request_logs
-WHERE profile = $1 AND status_code = 200 AND created_at >= $2"""
+WHERE profile = $1 AND status_code = 200 AND created_at >= $2 AND {observe.UPSTREAM_CALL}"""
 
 
 async def gateway_answered(bed: ClusterBed, since: datetime) -> list[str]:
@@ -178,19 +177,18 @@ async def run_cluster_faults(
     verdict, rows = await observe.verdict(bed.rig, ledger, set())
     allowed = Allowed(evidence.pop("_analyzer_open"), evidence.pop("_chat_open"))
     calls = await count_calls(bed, ledger, rows, began, allowed)
-    members = await asyncio.to_thread(bed.cluster.queues)
-    ours = {name: q for name, q in members.items() if name.startswith(NAMESPACE)}
+    queue_count, short = await quorum_queues(bed.cluster)
     result = _result(ledger, verdict, rows, at, calls, allowed)
     result.update(
         times={"started": began.isoformat(timespec="milliseconds")},
         feed={"docs_per_s": rate, "seconds": round(at.feed_end - at.feed_start, 1),
               "resent": stats.resent, "failures": stats.failures},
-        faults=evidence, quorum_queues=len(ours),
+        faults=evidence, quorum_queues=queue_count,
         dead_lettered=[letter.as_dict() for letter in dead],
         left_in_queues=await queues_drained(bed.rig, 15.0),
     )  # fmt: skip
     names = {row.document_id[:16]: row.external_id or row.document_id for row in rows}
-    problems = _problems(result, verdict.problems(), calls, names, ours)
+    problems = _problems(result, verdict.problems(), calls, names, short)
     problems += [f"{n} died (exit {c})" for n, c in (await bed.rig.revive()).items()]
     result.update(problems=problems, passed=not problems)
     return result, problems
@@ -236,7 +234,7 @@ def _problems(
     store: list[str],
     calls: Calls,
     names: dict[str, str],
-    queues: dict[str, QueueMembers],
+    short: dict[str, list[int]],
 ) -> list[str]:
     problems = list(store)
     if result["dead_lettered"]:
@@ -255,9 +253,7 @@ def _problems(
         problems.append(f"a kill did not end its process with SIGKILL: {faults}")
     if not faults.get("chat_connections_cut"):
         problems.append("the chat replica had no connection open when it was killed")
-    short = {n: (len(q.members), len(q.online)) for n, q in queues.items()
-             if len(q.members) != 3 or len(q.online) != 3}  # fmt: skip
-    if not queues or short:
+    if not result["quorum_queues"] or short:
         problems.append(f"quorum queues not on 3 members, all online: {short or 'none found'}")
     if result["left_in_queues"]:
         problems.append(f"messages still queued after settling: {result['left_in_queues']}")

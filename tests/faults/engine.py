@@ -159,9 +159,9 @@ class LoggedCall:
         return self.status != 200 and self.started <= moment <= self.ended
 
 
-LOGGED_CALLS = """
+LOGGED_CALLS = f"""
 SELECT request_id, status_code, created_at, latency_ms FROM gateway.request_logs
-WHERE profile = $1 AND created_at >= $2"""
+WHERE profile = $1 AND created_at >= $2 AND {observe.UPSTREAM_CALL}"""
 
 
 async def logged_calls(rig: Rig, since: datetime) -> list[LoggedCall]:
@@ -248,10 +248,12 @@ class Settled:
     invalid_output: set[str]  # markers dead-lettered alone as the model's invalid output
 
 
-async def settle(rig: Rig, ledger: Ledger, fault_end: float) -> Settled:
-    """Wait until every document is stored or dead-lettered (or the deadline), then recount
-    with the documents dead-lettered for the model's invalid output left out."""
-    deadline = fault_end + SETTLE_WAIT_S
+async def settle(
+    rig: Rig, ledger: Ledger, fault_end: float, wait_s: float = SETTLE_WAIT_S
+) -> Settled:
+    """Wait until every document is stored or dead-lettered (or `wait_s` past `fault_end`),
+    then recount with the documents dead-lettered for the model's invalid output left out."""
+    deadline = fault_end + wait_s
     while time.time() < deadline:
         verdict, _ = await observe.verdict(rig, ledger, set())
         waiting = await observe.dead_letter_depth(rig, DOCUMENT_QUEUES)  # not entity digests
@@ -260,15 +262,21 @@ async def settle(rig: Rig, ledger: Ledger, fault_end: float) -> Settled:
         await asyncio.sleep(0.5)
     await asyncio.sleep(SETTLE_S)
     dead = await observe.take_dead_letters(rig, ledger)
-    invalid = {
-        letter.markers[0] for letter in dead if allowed_letter(letter) and len(letter.markers) == 1
-    }
+    invalid = {letter.markers[0] for letter in dead if invalid_document(letter)}
     verdict, rows = await observe.verdict(rig, ledger, invalid)
     return Settled(verdict, rows, dead, invalid)
 
 
 def allowed_letter(letter: observe.DeadLetter) -> bool:
     return letter.kind == "invalid" and INVALID_OUTPUT in letter.reason
+
+
+def invalid_document(letter: observe.DeadLetter) -> bool:
+    """One document dead-lettered for the model's invalid output. Only the documents queue's
+    letters are documents: a digest's message names its entity, which the model may have made
+    of a document's marker (that document is stored all the same)."""
+    documents = letter.queue == ANALYZER_DOCUMENTS.name
+    return documents and allowed_letter(letter) and len(letter.markers) == 1
 
 
 async def run_engine_kill(rig: Rig, server: PrivateVllmChat, feed: Feed) -> Outcome:

@@ -21,6 +21,7 @@ from sift_common.messaging.topology import (
     Topology,
 )
 from sift_common.store.models import EMBEDDING_DIM
+from sift_gateway.chat import REPLAYED
 from tests.faults.rig import NAMESPACE, Rig
 from tests.support.ledger import STORE_QUERY, Ledger, StoredRow, Verdict, calls_per_document, judge
 
@@ -97,6 +98,19 @@ def chat_calls(rig: Rig, ledger: Ledger) -> Counter[str]:
     return calls_per_document(ledger, texts)
 
 
+def calls_of(rig: Rig, ledger: Ledger, marker: str, since: float) -> list[list[float | None]]:
+    """When each chat call naming `marker` was opened and answered, in seconds from `since`
+    (monotonic, the FAKE's clock): evidence of where a second call came from."""
+    found: list[list[float | None]] = []
+    for request in rig.chat.chat_requests():
+        if marker in ledger.ours(json.dumps(request["body"].get("messages", []))):
+            done = request.get("done")
+            found.append(
+                [round(request["at"] - since, 2), None if done is None else round(done - since, 2)]
+            )
+    return found
+
+
 def markers_in_flight(rig: Rig, ledger: Ledger, at: float, grace_s: float) -> set[str]:
     """Ledger documents with a chat call open at `at` (or answered within `grace_s` before)."""
     found: set[str] = set()
@@ -129,10 +143,13 @@ def shared_embedding_requests(rig: Rig, ledger: Ledger, marker: str) -> int:
     return most
 
 
-GATEWAY_CALLS = """
+# A row the gateway answered from an earlier call's kept answer (`sift_gateway.replay`) is no
+# LLM call: the counts below leave it out.
+UPSTREAM_CALL = f"upstream IS DISTINCT FROM '{REPLAYED}'"
+GATEWAY_CALLS = f"""
 SELECT count(*) AS calls, count(*) FILTER (WHERE status_code = 200) AS ok
 FROM gateway.request_logs
-WHERE profile = $2 AND split_part(request_id, ':', 1) = ANY($1::text[])"""
+WHERE profile = $2 AND split_part(request_id, ':', 1) = ANY($1::text[]) AND {UPSTREAM_CALL}"""
 
 
 async def gateway_calls(rig: Rig, rows: list[StoredRow]) -> dict[str, float | None]:

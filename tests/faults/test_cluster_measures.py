@@ -56,3 +56,12 @@ def test_a_second_call_is_allowed_only_for_a_document_open_at_a_kill() -> None:
     assert open_at(requests, at=5.0, grace_s=0.5) == {"LGRdeadbeefx0002"}
     calls = Counter({"LGRdeadbeefx0001": 2, "LGRdeadbeefx0002": 2})
     assert over_allowed(calls, {"LGRdeadbeefx0002"}) == {"LGRdeadbeefx0001": 2}
+
+
+def test_ten_second_buckets_judge_a_one_document_per_second_flow() -> None:
+    stored = steady(0, 40, 1) + steady(40, 60, 0.3) + steady(60, 90, 1.2)
+    flow = throughput(stored, feed_start=0, first_fault=40, last_fault=40, feed_end=90,
+                      bucket_s=10)  # fmt: skip
+    assert flow.buckets_before == [1, 1, 1]
+    assert flow.back_after_s == 30
+    assert flow.as_dict()["bucket_s"] == 10

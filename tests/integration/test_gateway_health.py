@@ -8,13 +8,15 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from sift_common.store.migrate import upgrade
+from sift_archiver.pool import asyncpg_dsn
 from tests.support.gateway import (
     StartFake,
     chat,
     chat_profile,
     client,
     eventually,
+    logged_rows,
+    logging_gateway,
     running_gateway,
     upstreams,
 )
@@ -111,23 +113,12 @@ async def test_engine_hang_marks_the_replica_unhealthy(tmp_path: Path, fakes: St
 # --- request logs in PostgreSQL ------------------------------------------------------------------
 
 
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 async def test_request_logs_land_in_postgres(
     tmp_path: Path, fakes: StartFake, fresh_database: str
 ) -> None:
-    await upgrade(fresh_database)
     fake = await fakes()
     async with (
-        running_gateway(
-            tmp_path,
-            {"main": chat_profile(fake.url)},
-            {"chat": "main"},
-            database_url=fresh_database,
-            gateway_request_log=True,
-        ) as gw,
+        logging_gateway(tmp_path, fake.url, fresh_database) as gw,
         client(gw) as http,
     ):
         for index in range(4):
@@ -136,20 +127,8 @@ async def test_request_logs_land_in_postgres(
         assert (
             await chat(http, model="nope", headers={"x-request-id": "log-404"})
         ).status_code == 404
-        connection = await asyncpg.connect(asyncpg_dsn(fresh_database))
-        try:
-
-            async def all_rows_written() -> bool:
-                count = await connection.fetchval("SELECT count(*) FROM gateway.request_logs")
-                return bool(count == 5)
-
-            await eventually(all_rows_written, timeout=15)
-            rows = await connection.fetch(
-                "SELECT request_id, profile, model, upstream, status_code, latency_ms, error"
-                " FROM gateway.request_logs ORDER BY request_id"
-            )
-        finally:
-            await connection.close()
+        columns = "request_id, profile, model, upstream, status_code, latency_ms, error"
+        rows = await logged_rows(fresh_database, 5, columns)
         by_id = {row["request_id"]: row for row in rows}
         assert set(by_id) == {"log-0", "log-1", "log-2", "log-3", "log-404"}
         assert by_id["log-0"]["status_code"] == 200
@@ -200,16 +179,9 @@ async def test_gateway_serves_when_postgres_is_unreachable(
 async def test_gateway_serves_when_the_log_database_is_dropped(
     tmp_path: Path, fakes: StartFake, database_url: str, fresh_database: str
 ) -> None:
-    await upgrade(fresh_database)
     fake = await fakes()
     async with (
-        running_gateway(
-            tmp_path,
-            {"main": chat_profile(fake.url)},
-            {"chat": "main"},
-            database_url=fresh_database,
-            gateway_request_log=True,
-        ) as gw,
+        logging_gateway(tmp_path, fake.url, fresh_database) as gw,
         client(gw) as http,
     ):
         assert (await chat(http)).status_code == 200

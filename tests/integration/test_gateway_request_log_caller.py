@@ -7,8 +7,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
+from sift_archiver.pool import asyncpg_dsn
 from sift_common.store import migrate
 from tests.support.gateway import (
     HI,
@@ -17,7 +17,8 @@ from tests.support.gateway import (
     chat_profile,
     client,
     embed_profile,
-    eventually,
+    logged_rows,
+    logging_gateway,
     running_gateway,
 )
 
@@ -29,10 +30,6 @@ KEYS: dict[str, Any] = {
     ANALYZER_KEY: {"name": "analyzer"},
     BATCH_KEY: {"name": "batch", "priority": "backfill"},
 }
-
-
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _columns(url: str) -> set[str]:
@@ -49,19 +46,7 @@ async def _columns(url: str) -> set[str]:
 
 async def _logged(url: str, count: int) -> dict[str, asyncpg.Record]:
     """The request-log rows by request id, once `count` of them are written."""
-    connection = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-
-        async def written() -> bool:
-            total = await connection.fetchval("SELECT count(*) FROM gateway.request_logs")
-            return bool(total == count)
-
-        await eventually(written, timeout=15)
-        rows = await connection.fetch(
-            "SELECT request_id, caller, endpoint, status_code FROM gateway.request_logs"
-        )
-    finally:
-        await connection.close()
+    rows = await logged_rows(url, count, "request_id, caller, endpoint, status_code")
     return {row["request_id"]: row for row in rows}
 
 
@@ -120,16 +105,9 @@ async def test_the_gateway_logs_the_key_name_as_caller(
 async def test_an_open_gateway_logs_no_caller(
     tmp_path: Path, fakes: StartFake, fresh_database: str
 ) -> None:
-    await migrate.upgrade(fresh_database)
     fake = await fakes()
     async with (
-        running_gateway(
-            tmp_path,
-            {"main": chat_profile(fake.url)},
-            {"chat": "main"},
-            database_url=fresh_database,
-            gateway_request_log=True,
-        ) as gw,
+        logging_gateway(tmp_path, fake.url, fresh_database) as gw,
         client(gw) as http,
     ):
         assert (await chat(http, headers={"x-request-id": "open"})).status_code == 200

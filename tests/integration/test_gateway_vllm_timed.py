@@ -152,5 +152,10 @@ async def test_with_stream_upstream_off_vllms_json_is_relayed_untimed(
     assert response.status_code == 200, response.text
     answer = response.json()
     assert set(answer) == set(direct)  # vLLM's JSON itself
-    assert answer["choices"][0]["message"]["content"] == direct["choices"][0]["message"]["content"]
+    assert set(answer["choices"][0]) == set(direct["choices"][0])
+    assert (answer["object"], answer["model"]) == (direct["object"], direct["model"])
+    # Not the text itself: the shared engine batches other lanes' requests beside these two,
+    # and batching moves a greedy 135M model's words (seen: "a beautiful and magical sight").
+    assert answer["choices"][0]["message"]["content"]
+    assert answer["usage"]["completion_tokens"] > 0
     assert ttft_count == 0

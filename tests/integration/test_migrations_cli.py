@@ -39,11 +39,11 @@ async def test_upgrade_current_downgrade_through_the_cli(fresh_database: str) ->
     code, out, err = await _sift_db(fresh_database, "upgrade")
     assert code == 0, err
     assert "upgrading" in out
-    assert "now at 0006" in out
+    assert "now at 0007" in out
     assert "Running upgrade  -> 0001" in err  # Alembic's own progress line
 
     code, out, err = await _sift_db(fresh_database, "current")
-    assert (code, out.strip()) == (0, "0006"), err
+    assert (code, out.strip()) == (0, "0007"), err
 
     code, out, err = await _sift_db(fresh_database, "downgrade", "base")
     assert code == 0, err

@@ -43,6 +43,7 @@ from tests.support.gateway import (
 )
 from tests.support.private_services import PrivateRabbit
 from tests.support.rabbit import ready_count, running_consumer, sample_event, wait_until_ready
+from tests.support.served import served
 
 pytestmark = pytest.mark.integration
 
@@ -92,12 +93,7 @@ class Stack:
 async def serve_readiness(stack: AsyncExitStack, fake: FakeReadiness) -> FakeReadiness:
     app = web.Application()
     app.router.add_get("/health/ready", fake.ready)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    fake.url = await stack.enter_async_context(served(app))
     return fake
 
 

@@ -101,7 +101,7 @@ async def test_migrations_up_down_up(fresh_database: str) -> None:
     tables, schemas = await _relations(engine)
     assert expected <= tables
     assert "gateway" in schemas
-    assert await migrate.current_revision(fresh_database) == "0006"
+    assert await migrate.current_revision(fresh_database) == "0007"
 
     await migrate.downgrade(fresh_database)
     tables, schemas = await _relations(engine)

@@ -28,6 +28,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.support.served import served
+
 DEFAULT_CONTENT = "Hello from the fake upstream."
 
 
@@ -283,15 +285,6 @@ def _chunk(model: str, delta: dict[str, Any]) -> dict[str, Any]:
 @asynccontextmanager
 async def running_fake(fake: FakeUpstream) -> AsyncIterator[FakeUpstream]:
     # A stalled or delayed handler stops when the gateway hangs up, and never holds teardown long.
-    runner = web.AppRunner(
-        fake.app(), access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fake.url = f"http://127.0.0.1:{port}"
-    try:
+    async with served(fake.app(), handler_cancellation=True, shutdown_timeout=1.0) as url:
+        fake.url = url
         yield fake
-    finally:
-        await runner.cleanup()

@@ -4,23 +4,27 @@ real app (`build_app`) served on a free port, everything torn down afterwards.
 Test profiles use small timeouts, retry delays and breaker windows so fault tests stay fast;
 `chat_profile(...)` / `embed_profile(...)` take overrides, nested dictionaries merged.
 Also here: the httpx helpers the gateway integration tests share (`client`, `chat`,
-`stream_chat`, `assert_openai_error`, `metric`, `upstreams`).
+`stream_chat`, `assert_openai_error`, `metric`, `upstreams`), and `logged_rows`, the request
+log read back.
 """
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import yaml
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.processes import free_port as free_port  # the tests import it from here
+from sift_archiver.pool import asyncpg_dsn
+from sift_common.store import migrate
 from sift_gateway import ops
 from sift_gateway.app import build_app
 from sift_gateway.probes import Prober
@@ -28,6 +32,7 @@ from sift_gateway.registry import ProfileRuntime
 from sift_gateway.settings import GatewayServiceSettings
 from sift_gateway.state import STATE_KEY, GatewayState
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.served import served
 
 StartFake = Callable[..., Awaitable[FakeUpstream]]
 """The `fakes` fixture (tests/integration/conftest.py): start a FAKE upstream."""
@@ -102,15 +107,41 @@ async def running_gateway(
     path = write_profiles(directory / "profiles.yaml", profiles, aliases)
     settings.setdefault("gateway_request_log", False)
     app = build_app(GatewayServiceSettings(gateway_profiles=path, **settings))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield RunningGateway(f"http://127.0.0.1:{port}", app)
-    finally:
-        await runner.cleanup()
+    async with served(app, shutdown_timeout=2.0) as url:
+        yield RunningGateway(url, app)
+
+
+@asynccontextmanager
+async def logging_gateway(
+    directory: Path, chat_url: str, database_url: str
+) -> AsyncIterator[RunningGateway]:
+    """One chat profile (`main`, alias `chat`) on `chat_url`, its request log written to
+    `database_url` (migrated here)."""
+    await migrate.upgrade(database_url)
+    profiles = {"main": chat_profile(chat_url)}
+    settings = {"database_url": database_url, "gateway_request_log": True}
+    async with running_gateway(directory, profiles, {"chat": "main"}, **settings) as gw:
+        yield gw
+
+
+@asynccontextmanager
+async def gateway_replicas(
+    directory: Path,
+    profiles: dict[str, dict[str, Any]],
+    aliases: dict[str, str],
+    database_url: str,
+    **settings: Any,
+) -> AsyncIterator[tuple[RunningGateway, RunningGateway]]:
+    """Two gateway replicas on one database, a profiles file each (as two hosts have)."""
+    async with AsyncExitStack() as stack:
+        gateways = []
+        for name in ("a", "b"):
+            (directory / name).mkdir(exist_ok=True)
+            replica = running_gateway(
+                directory / name, profiles, aliases, database_url=database_url, **settings
+            )
+            gateways.append(await stack.enter_async_context(replica))
+        yield gateways[0], gateways[1]
 
 
 async def eventually(
@@ -185,3 +216,23 @@ async def upstreams(http: httpx.AsyncClient) -> dict[str, list[dict[str, Any]]]:
     assert response.status_code == 200
     result: dict[str, list[dict[str, Any]]] = response.json()
     return result
+
+
+async def logged_rows(database_url: str, count: int, columns: str) -> list[asyncpg.Record]:
+    """`columns` of the gateway's request-log rows, oldest first, once `count` are written
+    (the writer copies them in batches, off the request path)."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+
+        async def written() -> bool:
+            total = await connection.fetchval("SELECT count(*) FROM gateway.request_logs")
+            return bool(total == count)
+
+        await eventually(written, timeout=15)
+        return list(
+            await connection.fetch(
+                f"SELECT {columns} FROM gateway.request_logs ORDER BY created_at, id"
+            )
+        )
+    finally:
+        await connection.close()

@@ -14,7 +14,7 @@ from tests.support.kustomize import Manifest, render
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "deploy" / "kubernetes"
-TARGETS = ["base", "overlays/cpu", "overlays/gpu"]
+TARGETS = ["base", "overlays/cpu", "overlays/gpu", "overlays/gpu-scale-to-zero"]
 OVERLAYS = TARGETS[1:]
 SIFT = {"gateway": 8100, "collector": 8110, "analyzer": 8120, "archiver": 8130}
 SETTINGS: dict[str, type[BaseSettings]] = {

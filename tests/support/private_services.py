@@ -150,11 +150,15 @@ class PrivateRedis:
         started = time.monotonic()
         self.stop()
         if lose_data:
-            for path in sorted(self.data.rglob("*"), reverse=True):
-                path.rmdir() if path.is_dir() else path.unlink()
+            self.wipe()
         time.sleep(down_s)
         self.start()
         return time.monotonic() - started
+
+    def wipe(self) -> None:
+        """Delete the stopped server's data: it starts empty, as after losing its disk."""
+        for path in sorted(self.data.rglob("*"), reverse=True):
+            path.rmdir() if path.is_dir() else path.unlink()
 
     def _pongs(self) -> bool:
         if not self.server.alive():

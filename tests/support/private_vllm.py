@@ -20,9 +20,11 @@ GONE_TIMEOUT_S = 15.0
 
 
 class PrivateVllmChat:
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, cpus: str | None = None) -> None:
+        """`cpus`: the cores its engine binds (vLLM's syntax, `0` or `0-3`) in place of the
+        runtime's chat core set: two replicas on the runtime's set would share one core."""
         shared = servers()["chat"]  # the name "chat" selects the chat model
-        self.server = dataclasses.replace(shared, port=free_port())
+        self.server = dataclasses.replace(shared, port=free_port(), cpus=cpus or shared.cpus)
         command, env = server_cmd(self.server), server_env(self.server)
         self.process = Child("vllm-chat", command, log, env)  # a session of its own
 

@@ -139,6 +139,12 @@ class Analysis(Contract):
     score: float | None = Field(default=None, ge=0, le=100)
     result: dict[str, Any] = Field(description="The schema-valid output of the profile.")
     entities: list[EntityMention] = Field(default_factory=list)
+    gateway_profile: str | None = Field(
+        default=None, description="The gateway model profile that answered (an A/B arm)."
+    )
+    repaired: bool | None = Field(
+        default=None, description="Whether the answer needed its one repair turn."
+    )
 
 
 class DocumentCollected(Event):

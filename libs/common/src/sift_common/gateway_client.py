@@ -8,11 +8,14 @@ a request the gateway refuses (4xx) is a `GatewayRequestError` (not transient: r
 request cannot help). A refused key (401, or 403: a scope or priority the key lacks) is a
 `GatewayAuthError`: the service's `SIFT_GATEWAY_API_KEY` is wrong, not the work, so the work
 waits on the retry ladder while an operator fixes the key instead of being dead-lettered.
+
+`sticky_key` (the document id, the entity key) keeps a caller's requests for one thing on one
+arm of an alias under an A/B split; the profile that answered comes back as `profile`.
 """
 
 from types import TracebackType
 from typing import Any, Literal, Self
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
@@ -21,6 +24,8 @@ from sift_common.errors import OverloadedError, SiftError, TransientError
 
 Priority = Literal["interactive", "normal", "backfill"]
 PRIORITY_HEADER = "x-sift-priority"
+STICKY_HEADER = "x-sift-sticky-key"
+PROFILE_HEADER = "x-sift-profile"
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -60,6 +65,7 @@ class ChatResult(BaseModel):
     finish_reason: str | None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    profile: str | None = None  # the gateway profile that answered (an A/B arm)
 
 
 class EmbeddingsResult(BaseModel):
@@ -136,10 +142,13 @@ class GatewayClient:
         schema_name: str = "output",
         priority: Priority = "normal",
         request_id: str | None = None,
+        sticky_key: str | None = None,
     ) -> ChatResult:
         """One chat completion; with `json_schema` the output is constrained to that schema."""
         body = chat_body(messages, model, max_tokens, temperature, json_schema, schema_name)
-        answer = await self._post("/v1/chat/completions", body, priority, request_id)
+        response = await self._post("/v1/chat/completions", body, priority, request_id, sticky_key)
+        answer = response.json()
+        profile = response.headers.get(PROFILE_HEADER)
         try:
             choice = answer["choices"][0]
             usage = answer.get("usage") or {}
@@ -150,6 +159,7 @@ class GatewayClient:
                 finish_reason=choice.get("finish_reason"),
                 prompt_tokens=usage.get("prompt_tokens"),
                 completion_tokens=usage.get("completion_tokens"),
+                profile=None if profile is None else unquote(profile),
             )
         except (KeyError, IndexError, TypeError, ValidationError) as exc:
             raise GatewayUnavailableError(
@@ -164,6 +174,7 @@ class GatewayClient:
         priority: Priority = "normal",
         request_id: str | None = None,
         truncate_prompt_tokens: int | None = None,
+        sticky_key: str | None = None,
     ) -> list[list[float]]:
         """Embeddings of `texts`, in order, in one request."""
         answer = await self.embeddings(
@@ -172,6 +183,7 @@ class GatewayClient:
             priority=priority,
             request_id=request_id,
             truncate_prompt_tokens=truncate_prompt_tokens,
+            sticky_key=sticky_key,
         )
         return answer.vectors
 
@@ -183,6 +195,7 @@ class GatewayClient:
         priority: Priority = "normal",
         request_id: str | None = None,
         truncate_prompt_tokens: int | None = None,
+        sticky_key: str | None = None,
     ) -> EmbeddingsResult:
         """Like `embed`, plus the name of the model that served them (an alias resolves to it)."""
         if not texts:
@@ -190,7 +203,7 @@ class GatewayClient:
         body: dict[str, Any] = {"model": model, "input": texts}
         if truncate_prompt_tokens is not None:
             body["truncate_prompt_tokens"] = truncate_prompt_tokens
-        answer = await self._post("/v1/embeddings", body, priority, request_id)
+        answer = (await self._post("/v1/embeddings", body, priority, request_id, sticky_key)).json()
         try:
             ordered = sorted(answer["data"], key=lambda item: item["index"])
             vectors = [list(map(float, item["embedding"])) for item in ordered]
@@ -206,15 +219,21 @@ class GatewayClient:
         return [item["id"] for item in response.json()["data"]]
 
     async def _post(
-        self, path: str, body: dict[str, Any], priority: Priority, request_id: str | None
-    ) -> dict[str, Any]:
+        self,
+        path: str,
+        body: dict[str, Any],
+        priority: Priority,
+        request_id: str | None,
+        sticky_key: str | None,
+    ) -> httpx.Response:
         headers: dict[str, str] = {PRIORITY_HEADER: priority}
+        # HTTP headers are ASCII: entity keys (Korean names, say) are percent-encoded.
         if request_id is not None:
-            # HTTP headers are ASCII: entity keys (Korean names, say) are percent-encoded.
             headers["x-request-id"] = quote(request_id, safe=":/-_.")
+        if sticky_key is not None:
+            headers[STICKY_HEADER] = quote(sticky_key, safe=":/-_.")
         request = self._http.build_request("POST", path, json=body, headers=headers)
-        answer: dict[str, Any] = (await self._send(request)).json()
-        return answer
+        return await self._send(request)
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         try:

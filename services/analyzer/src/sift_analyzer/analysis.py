@@ -132,6 +132,7 @@ class DocumentAnalyzer:
                 core.document_messages(profile, document),
                 priority=priority,
                 request_id=f"{document.id[:16]}:{profile.analysis_type}",
+                sticky_key=document.id,  # one document, one arm of an A/B split
             )
         except OutputFailedError as exc:
             await self._state.record_failure(key, lease.fencing_token, str(exc))
@@ -140,7 +141,13 @@ class DocumentAnalyzer:
         if answer.repaired:
             self._metrics.analyses.labels(profile.analysis_type, "repaired").inc()
         analysis, refused = core.analysis_of(
-            profile, document, answer.result, answer.model, self._known
+            profile,
+            document,
+            answer.result,
+            answer.model,
+            self._known,
+            gateway_profile=answer.profile,
+            repaired=answer.repaired,
         )
         for reason, count in refused.items():
             self._metrics.mentions_refused.labels(profile.analysis_type, reason).inc(count)

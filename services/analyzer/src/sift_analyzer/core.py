@@ -204,9 +204,13 @@ def analysis_of(
     result: dict[str, Any],
     model: str,
     known: KnownEntities,
+    *,
+    gateway_profile: str | None = None,
+    repaired: bool | None = None,
 ) -> tuple[Analysis, Counter[str]]:
     """The analysis to publish for a valid result, and the model's mentions refused (by
-    reason): the publisher's subjects, then the mentions that pass the entity checks."""
+    reason): the publisher's subjects, then the mentions that pass the entity checks. The
+    gateway profile and the repair flag let `sift report` compare the arms of an A/B split."""
     score = overall_score(profile, result)
     spec = profile.entities
     selection = entities.select(
@@ -224,6 +228,8 @@ def analysis_of(
         score=score,
         result=result,
         entities=selection.mentions,
+        gateway_profile=gateway_profile,
+        repaired=repaired,
     )
     return analysis, selection.refused
 

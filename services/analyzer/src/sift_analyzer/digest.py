@@ -174,6 +174,7 @@ class EntityDigester:
                 # Long prompts that no reader waits on: documents go first.
                 priority="backfill",
                 request_id=f"{refresh.entity.key[:40]}:digest",
+                sticky_key=refresh.entity.key,
                 check=answer_check(self._profile, refresh.entity, context.documents),
             )
         except OutputFailedError as exc:

@@ -55,6 +55,7 @@ class Answer:
     model: str
     repaired: bool
     usage: Usage = Usage()
+    profile: str | None = None  # the gateway profile that answered (an A/B arm)
 
 
 class StructuredLlm:
@@ -70,23 +71,27 @@ class StructuredLlm:
         priority: Priority,
         request_id: str,
         check: Check | None = None,
+        sticky_key: str | None = None,
     ) -> Answer:
-        """The answer, valid under the profile's schema and `check`, repaired once if not."""
-        first = await self._call(profile, label, messages, priority, request_id)
+        """The answer, valid under the profile's schema and `check`, repaired once if not.
+        `sticky_key` (the document, the entity) keeps both turns on one arm of an A/B split."""
+        first = await self._call(profile, label, messages, priority, request_id, sticky_key)
         usage = Usage().plus(first)
         try:
             result = validate_output(profile, first.content, first.finish_reason, check)
-            return Answer(result, first.model, repaired=False, usage=usage)
+            return Answer(result, first.model, repaired=False, usage=usage, profile=first.profile)
         except InvalidOutputError as problem:
             logger.warning("invalid model output, asking for a repair: %s", problem)
             repair = repair_messages(messages, first.content, str(problem))
             second = await self._call(
-                profile, label, repair, priority, f"{request_id}:repair", attempt="repair"
+                profile, label, repair, priority, f"{request_id}:repair", sticky_key, "repair"
             )
             usage = usage.plus(second)
             try:
                 result = validate_output(profile, second.content, second.finish_reason, check)
-                return Answer(result, second.model, repaired=True, usage=usage)
+                return Answer(
+                    result, second.model, repaired=True, usage=usage, profile=second.profile
+                )
             except InvalidOutputError as again:
                 raise OutputFailedError(
                     f"model output invalid after one repair: first {problem}; then {again}",
@@ -100,6 +105,7 @@ class StructuredLlm:
         messages: Messages,
         priority: Priority,
         request_id: str,
+        sticky_key: str | None,
         attempt: str = "first",
     ) -> ChatResult:
         self._metrics.llm_calls.labels(label, attempt).inc()
@@ -114,6 +120,7 @@ class StructuredLlm:
                 schema_name=label,
                 priority=priority,
                 request_id=request_id,
+                sticky_key=sticky_key,
             )
         except GatewayRequestError as exc:  # 4xx: this input can never succeed as it is
             raise InvalidMessageError(f"the gateway refused the request: {exc}") from exc

@@ -66,7 +66,8 @@ class FencedOut:
 @dataclass
 class BatchRows:
     documents: list[tuple[Any, ...]] = field(default_factory=list)
-    # (document_id, analysis_type, prompt_version, model, result json, score, fencing_token)
+    # (document_id, analysis_type, prompt_version, model, result json, gateway_profile,
+    #  repaired, score, fencing_token)
     analyses: list[tuple[Any, ...]] = field(default_factory=list)
     # (kind, normalized_name) → (name, ticker)
     entities: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
@@ -89,7 +90,8 @@ def batch_rows(events: list[DocumentAnalyzed], *, words: int, overlap: int) -> B
         analysis = event.analysis
         rows.analyses.append(
             (*key, without_nul(analysis.model), json.dumps(without_nul(analysis.result)),
-             analysis.score, event.fencing_token)
+             without_nul(analysis.gateway_profile), analysis.repaired, analysis.score,
+             event.fencing_token)
         )  # fmt: skip
         for mention in analysis.entities:
             _add_mention(rows, key, mention)

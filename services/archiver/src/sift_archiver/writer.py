@@ -26,14 +26,15 @@ STORED = "SELECT id FROM documents WHERE id = ANY($1::text[])"
 # The row with the highest fencing token wins (`rows.outranks`): an equal token is a replay and
 # rewrites; no token never replaces a row that has one. Rows the WHERE kept are not RETURNed.
 ANALYSES = """
-INSERT INTO analyses (document_id, analysis_type, prompt_version, model, result, score,
-                      fencing_token)
-SELECT d, t, v, m, r::jsonb, s, f
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[],
-            $7::bigint[]) AS x(d, t, v, m, r, s, f)
+INSERT INTO analyses (document_id, analysis_type, prompt_version, model, result,
+                      gateway_profile, repaired, score, fencing_token)
+SELECT d, t, v, m, r::jsonb, g, rp, s, f
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::boolean[], $8::float8[], $9::bigint[]) AS x(d, t, v, m, r, g, rp, s, f)
 ON CONFLICT (document_id, analysis_type, prompt_version)
-DO UPDATE SET model = EXCLUDED.model, result = EXCLUDED.result, score = EXCLUDED.score,
-              fencing_token = EXCLUDED.fencing_token
+DO UPDATE SET model = EXCLUDED.model, result = EXCLUDED.result,
+              gateway_profile = EXCLUDED.gateway_profile, repaired = EXCLUDED.repaired,
+              score = EXCLUDED.score, fencing_token = EXCLUDED.fencing_token
 WHERE analyses.fencing_token IS NULL OR EXCLUDED.fencing_token >= analyses.fencing_token
 RETURNING document_id, analysis_type, prompt_version"""
 FENCING_TOKENS = """
@@ -110,7 +111,7 @@ async def _upsert_analyses(conn: asyncpg.Connection, rows: BatchRows) -> list[Fe
     if not rows.analyses:
         return []
     ordered = sorted(rows.analyses, key=lambda row: row[:3])  # a fixed order: no deadlocks
-    written = {tuple(row) for row in await conn.fetch(ANALYSES, *_columns(ordered, 7))}
+    written = {tuple(row) for row in await conn.fetch(ANALYSES, *_columns(ordered, 9))}
     refused = [row for row in ordered if row[:3] not in written]
     if not refused:
         return []
@@ -118,7 +119,7 @@ async def _upsert_analyses(conn: asyncpg.Connection, rows: BatchRows) -> list[Fe
         (r["document_id"], r["analysis_type"], r["prompt_version"]): r["fencing_token"]
         for r in await conn.fetch(FENCING_TOKENS, *_columns(refused, 3))
     }
-    return [FencedOut(row[:3], row[6], stored[row[:3]]) for row in refused]
+    return [FencedOut(row[:3], row[-1], stored[row[:3]]) for row in refused]
 
 
 def _columns(rows: list[tuple[Any, ...]], count: int) -> list[list[Any]]:

@@ -51,6 +51,7 @@ class AdmissionQueue:
     aging_tokens_per_s: float = 500.0
     in_flight: int = 0
     waiters: list[Waiter] = field(default_factory=list)
+    finished_at: float = field(default_factory=time.monotonic)  # the idle signal's origin
     _sequence: "itertools.count[int]" = field(default_factory=itertools.count)
 
     def try_acquire(self) -> bool:
@@ -86,6 +87,7 @@ class AdmissionQueue:
     def release(self) -> None:
         """Free a slot and hand it to the best-ranked waiter, if any."""
         self.in_flight -= 1
+        self.finished_at = time.monotonic()
         self._grant()
 
     def resize(self, capacity: int) -> None:

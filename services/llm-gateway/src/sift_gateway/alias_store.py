@@ -27,7 +27,7 @@ class SwitchRecord:
     alias: str
     from_profile: str | None
     to_profile: str
-    outcome: str  # switched, refused, rolled_back
+    outcome: str  # switched, refused, rolled_back; split (an A/B test), promoted (its end)
     reason: str | None
     numbers: dict[str, Any]
     requested_by: str | None
@@ -39,7 +39,9 @@ class SwitchRecord:
 class AliasStore(Protocol):
     def switching(self, alias: str) -> AbstractAsyncContextManager[None]: ...
     async def current(self, alias: str) -> str | None: ...
+    async def current_weights(self, alias: str) -> dict[str, int] | None: ...
     async def write(self, alias: str, profile: str, by: str | None) -> None: ...
+    async def write_split(self, alias: str, weights: dict[str, int], by: str | None) -> None: ...
     async def record(self, switch: SwitchRecord) -> None: ...
     async def history(self, alias: str | None, limit: int) -> list[dict[str, Any]]: ...
     def status(self) -> dict[str, Any]: ...
@@ -65,8 +67,14 @@ class MemoryAliasStore:
     async def current(self, alias: str) -> str | None:
         return self._registry.aliases.get(alias)
 
+    async def current_weights(self, alias: str) -> dict[str, int] | None:
+        return self._registry.splits.get(alias)
+
     async def write(self, alias: str, profile: str, by: str | None) -> None:
         self._registry.switch_alias(alias, profile)
+
+    async def write_split(self, alias: str, weights: dict[str, int], by: str | None) -> None:
+        self._registry.split_alias(alias, weights)
 
     async def record(self, switch: SwitchRecord) -> None:
         self._recorded += 1

@@ -1,12 +1,13 @@
 """Aliases shared by every gateway replica through PostgreSQL.
 
-`gateway.aliases` is the truth. At start-up the profiles file's aliases seed the rows that do
-not exist yet (a row a switch wrote wins over the file, so a restart keeps a switch), then the
-rows are applied to the registry. A switch writes its row and `NOTIFY sift_gateway_aliases` in
-one transaction; every replica LISTENs on a connection of its own and re-reads the table when
-told, and every `reread_s` anyway, so a lost notification or a dropped connection costs at
-most that long. While the database is unreachable the replica keeps serving the aliases it
-last read (the file's, when it never read any) and reconnects every `retry_s`.
+`gateway.aliases` is the truth (`weights`: an A/B split, NULL when none). At start-up the
+profiles file's aliases seed the rows that do not exist yet (a row a switch wrote wins over the
+file, so a restart keeps a switch), then the rows are applied to the registry. A switch (or a
+split) writes its row and `NOTIFY sift_gateway_aliases` in one transaction; every replica
+LISTENs on a connection of its own and re-reads the table when told, and every `reread_s`
+anyway, so a lost notification or a dropped connection costs at most that long. While the
+database is unreachable the replica keeps serving the aliases it last read (the file's, when
+it never read any) and reconnects every `retry_s`.
 """
 
 import asyncio
@@ -21,6 +22,7 @@ import orjson
 
 from sift_gateway.alias_store import AliasStoreUnavailableError, SwitchBusyError, SwitchRecord
 from sift_gateway.registry import Registry
+from sift_gateway.split import primary_arm
 
 logger = logging.getLogger(__name__)
 
@@ -108,18 +110,40 @@ class PostgresAliasStore:
             )
         return stored if isinstance(stored, str) else self._registry.aliases.get(alias)
 
+    async def current_weights(self, alias: str) -> dict[str, int] | None:
+        async with self._connection() as connection:
+            stored = await connection.fetchval(
+                "SELECT weights FROM gateway.aliases WHERE alias = $1", alias
+            )
+        return None if stored is None else dict(orjson.loads(stored))
+
     async def write(self, alias: str, profile: str, by: str | None) -> None:
+        """The whole alias to `profile`: any split ends (`weights` NULL)."""
+        await self._write_row(alias, profile, None, by)
+        self._registry.apply_aliases({alias: profile})  # a rollback may name a profile unknown here
+        self._registry.apply_splits({alias: None})
+
+    async def write_split(self, alias: str, weights: dict[str, int], by: str | None) -> None:
+        await self._write_row(alias, primary_arm(weights), weights, by)
+        self._registry.split_alias(alias, weights)
+
+    async def _write_row(
+        self, alias: str, profile: str, weights: dict[str, int] | None, by: str | None
+    ) -> None:
+        """The row and the NOTIFY that tells every replica, in one transaction."""
+        shown = None if weights is None else orjson.dumps(weights).decode()
         async with self._connection() as connection, connection.transaction():
             await connection.execute(
-                "INSERT INTO gateway.aliases (alias, profile, updated_by) VALUES ($1, $2, $3)"
-                " ON CONFLICT (alias) DO UPDATE SET profile = excluded.profile,"
+                "INSERT INTO gateway.aliases (alias, profile, weights, updated_by)"
+                " VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (alias) DO UPDATE SET"
+                " profile = excluded.profile, weights = excluded.weights,"
                 " updated_by = excluded.updated_by, updated_at = now()",
                 alias,
                 profile,
+                shown,
                 by,
             )
             await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, alias)
-        self._registry.apply_aliases({alias: profile})  # a rollback may name a profile unknown here
 
     async def record(self, switch: SwitchRecord) -> None:
         async with self._connection() as connection:
@@ -216,13 +240,16 @@ class PostgresAliasStore:
         )
 
     async def _load(self, connection: asyncpg.Connection) -> None:
-        rows = await connection.fetch("SELECT alias, profile FROM gateway.aliases")
-        before = dict(self._registry.aliases)
+        rows = await connection.fetch("SELECT alias, profile, weights FROM gateway.aliases")
+        before = dict(self._registry.aliases), dict(self._registry.splits)
         skipped = self._registry.apply_aliases({row["alias"]: row["profile"] for row in rows})
+        skipped += self._registry.apply_splits(
+            {r["alias"]: None if r["weights"] is None else orjson.loads(r["weights"]) for r in rows}
+        )
         if skipped != self._skipped and skipped:
             logger.warning("aliases: this replica has no such profile, kept as was: %s", skipped)
-        if self._registry.aliases != before:
-            logger.info("aliases now %s", self._registry.aliases)
+        if (self._registry.aliases, self._registry.splits) != before:
+            logger.info("aliases now %s, splits %s", self._registry.aliases, self._registry.splits)
         if self.last_error is not None:
             logger.info("aliases: database read again")
         self._skipped, self.last_error = skipped, None

@@ -15,7 +15,7 @@ from sift_common.errors import ConfigError
 from sift_common.logs import configure_logging
 from sift_common.settings import load_or_exit
 from sift_common.store.engine import resolve_database_url
-from sift_gateway import ops
+from sift_gateway import admin_split, ops
 from sift_gateway.alias_store import AliasStore, MemoryAliasStore
 from sift_gateway.alias_store_pg import PostgresAliasStore
 from sift_gateway.auth import GUARD_KEY, METRICS_NEED_KEY, authenticate
@@ -26,11 +26,13 @@ from sift_gateway.metrics import GatewayMetrics
 from sift_gateway.probes import Prober
 from sift_gateway.profiles import ProfileError, load_config
 from sift_gateway.registry import Registry
+from sift_gateway.replay import Replays
 from sift_gateway.request_log import RequestLogWriter
 from sift_gateway.settings import GatewayServiceSettings
 from sift_gateway.state import STATE_KEY, GatewayState
 from sift_gateway.switch import Switcher
 from sift_gateway.upstream import UpstreamCaller
+from sift_gateway.wake import Waker
 
 logger = logging.getLogger("sift_gateway")
 
@@ -57,15 +59,13 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_get("/v1/models", list_models)
     ops.add_routes(app)
+    admin_split.add_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
         request_log = _request_log(settings, metrics)
         caller = UpstreamCaller(session, metrics)
-        state = GatewayState(
-            registry, metrics, session, caller, request_log, settings.request_limits
-        )
         prober = Prober(
             registry,
             session,
@@ -73,6 +73,11 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
             timeout_s=settings.gateway_probe_timeout_s,
             stall_after_s=settings.gateway_engine_stall_s,
         )
+        waker = Waker(session, metrics, prober.probe)
+        state = GatewayState(
+            registry, metrics, session, caller, request_log, waker, settings.request_limits,
+            replays=Replays(settings.gateway_replay_ttl_s, settings.gateway_replay_max_answers),
+        )  # fmt: skip
         readiness = ops.gateway_readiness(state, prober)
         app[STATE_KEY], app[ops.PROBER_KEY], app[ops.READINESS_KEY] = state, prober, readiness
         aliases = await _alias_store(settings, registry)
@@ -86,6 +91,7 @@ def build_app(settings: GatewayServiceSettings) -> web.Application:
         yield
         readiness.draining = True
         await prober.close()
+        await waker.close()
         if isinstance(aliases, PostgresAliasStore):
             await aliases.close()
         if request_log is not None:

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -18,10 +19,18 @@ from sift_gateway.context import (
     fits_without_counting,
     prompt_bytes_upper_bound,
 )
-from sift_gateway.errors import invalid_request
-from sift_gateway.outcome import Outcome
+from sift_gateway.errors import REQUEST_ID_HEADER, invalid_request
+from sift_gateway.outcome import CALLER_KEY, Outcome
 from sift_gateway.registry import ProfileRuntime
-from sift_gateway.routing import observed, open_with_fallback, relay_json, resolve_profile
+from sift_gateway.replay import How, Kept, replay_key
+from sift_gateway.routing import (
+    json_answer,
+    observed,
+    open_with_fallback,
+    relay_json,
+    resolve_profile,
+)
+from sift_gateway.split import PROFILE_HEADER, profile_header
 from sift_gateway.state import STATE_KEY, GatewayState
 from sift_gateway.upstream import JSON_HEADERS, UpstreamCall
 from sift_gateway.validation import (
@@ -35,35 +44,80 @@ from sift_gateway.validation import (
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 DONE_MARKER = b"data: [DONE]"
+REPLAYED = "replay"  # the request log's upstream for an answer kept from an earlier call
+REPLAYED_HEADER = "x-sift-replayed"  # kept | joined (the first call was still open)
 logger = logging.getLogger("sift_gateway.chat")
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     with observed(state, request, "chat") as outcome:
-        payload = parse_object(await request.read())
+        raw = await request.read()
+        payload = parse_object(raw)
         outcome.model = require_model(payload)
         messages = require_messages(payload, state.limits.max_messages)
         optional_n(payload, state.limits.max_n)
         stream = optional_stream(payload)
         max_field, max_tokens = optional_max_tokens(payload, state.limits.max_tokens)
         priority = request_priority(request)
-        runtime = resolve_profile(state, outcome.model, "chat")
 
-        async def body_for(candidate: ProfileRuntime) -> tuple[bytes, int]:
-            fitted, cost = await fit_context(
-                state, candidate, payload, messages, max_field, max_tokens
+        async def answer() -> web.StreamResponse:
+            runtime = resolve_profile(state, request, outcome, "chat")
+
+            async def body_for(candidate: ProfileRuntime) -> tuple[bytes, int]:
+                fitted, cost = await fit_context(
+                    state, candidate, payload, messages, max_field, max_tokens
+                )
+                if not stream and _streams_upstream(candidate, payload):
+                    fitted = streaming_body(fitted)
+                return _upstream_body(candidate, fitted, priority), cost
+
+            call = await open_with_fallback(
+                state, runtime, "/v1/chat/completions", body_for, stream, priority, outcome
             )
-            if not stream and _streams_upstream(candidate, payload):
-                fitted = streaming_body(fitted)
-            return _upstream_body(candidate, fitted, priority), cost
+            if stream:
+                return await _relay_stream(request, state, call, outcome)
+            return relay_json(state, call, outcome)
 
-        call = await open_with_fallback(
-            state, runtime, "/v1/chat/completions", body_for, stream, priority, outcome
-        )
-        if stream:
-            return await _relay_stream(request, state, call, outcome)
-        return relay_json(state, call, outcome)
+        key = None if stream else _replay_key(state, request, raw)
+        if key is None:
+            return await answer()
+        return await _answered_once(state, outcome, key, answer)
+
+
+async def _answered_once(
+    state: GatewayState,
+    outcome: Outcome,
+    key: str,
+    answer: Callable[[], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """A retry of a call this replica answered, or is answering, gets that call's answer
+    (`sift_gateway.replay`); otherwise `answer` makes the call and its answer is kept."""
+    waited_from = time.monotonic()
+    found = await state.replays.answer_for(key)
+    outcome.queue_wait_s += time.monotonic() - waited_from  # for the open call: not overhead
+    if found is not None:
+        return replayed(state, outcome, *found)
+    with state.replays.owning(key) as keeper:
+        response = await answer()
+        if isinstance(response, web.Response) and isinstance(response.body, bytes):
+            keeper.keep(Kept(response.body, outcome.profile))
+        return response
+
+
+def _replay_key(state: GatewayState, request: web.Request, raw: bytes) -> str | None:
+    """Only a request that named its own id can be a retry of an earlier one."""
+    request_id = request.headers.get(REQUEST_ID_HEADER)
+    if not request_id or not state.replays.enabled:
+        return None
+    return replay_key(request.get(CALLER_KEY), request_id, raw)
+
+
+def replayed(state: GatewayState, outcome: Outcome, kept: Kept, how: How) -> web.Response:
+    """A retry answered from the first call's answer: no upstream call, no tokens spent."""
+    outcome.status, outcome.profile, outcome.upstream = 200, kept.profile, REPLAYED
+    state.metrics.replays.labels(kept.profile, how).inc()
+    return json_answer(kept.body, outcome, {REPLAYED_HEADER: how})
 
 
 async def fit_context(
@@ -142,6 +196,7 @@ async def _relay_stream(
             **SSE_HEADERS,
             "x-sift-overhead-ms": f"{overhead_ms:.3f}",
             "x-request-id": outcome.request_id,
+            PROFILE_HEADER: profile_header(outcome.profile),
         }
     )
     outcome.status = 200

@@ -22,7 +22,7 @@ async def embeddings(request: web.Request) -> web.Response:
         outcome.model = require_model(payload)
         inputs = require_embedding_input(payload)
         priority: PriorityClass = request_priority(request)
-        runtime = resolve_profile(state, outcome.model, "embeddings")
+        runtime = resolve_profile(state, request, outcome, "embeddings")
 
         async def body_for(candidate: ProfileRuntime) -> tuple[bytes, int]:
             body = orjson.dumps({**payload, "model": candidate.profile.served_model})

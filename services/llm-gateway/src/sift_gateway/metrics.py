@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+WAKE_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 180, 300, 600, 900)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1)
 
 
@@ -65,6 +66,32 @@ class GatewayMetrics:
         self.queued = Gauge(
             "sift_gateway_queued", "Requests waiting for a slot", ["profile"], registry=r
         )
+        # Scale to zero (sift_gateway.demand, sift_gateway.wake): what an autoscaler reads.
+        self.idle = Gauge(
+            "sift_gateway_idle_seconds",
+            "Seconds since the profile's last request finished; 0 while it has demand",
+            ["profile"],
+            registry=r,
+        )
+        self.demand = Gauge(
+            "sift_gateway_demand",
+            "Requests queued, in flight or waiting for the engine to wake",
+            ["profile"],
+            registry=r,
+        )
+        self.wakes = Counter(
+            "sift_gateway_wakes",
+            "Wakes of a stopped engine, by outcome (woken, timed_out, hook_failed)",
+            ["profile", "outcome"],
+            registry=r,
+        )
+        self.wake_seconds = Histogram(
+            "sift_gateway_wake_seconds",
+            "From the wake's start to the first replica passing a probe",
+            ["profile"],
+            buckets=WAKE_BUCKETS,
+            registry=r,
+        )
         self.goodput = Counter(
             "sift_gateway_goodput",
             "Requests that met the profile's TTFT target",
@@ -80,6 +107,13 @@ class GatewayMetrics:
         self.fallbacks = Counter(
             "sift_gateway_fallbacks", "Requests sent to a fallback profile", ["profile"], registry=r
         )
+        self.replays = Counter(
+            "sift_gateway_replays",
+            "Retries answered from an earlier call's kept answer (kept), or after waiting for "
+            "that call (joined): no upstream call",
+            ["profile", "how"],
+            registry=r,
+        )
         self.clamped = Counter(
             "sift_gateway_max_tokens_clamped",
             "Requests whose max_tokens was reduced",
@@ -90,6 +124,20 @@ class GatewayMetrics:
             "sift_gateway_breaker_open",
             "1 when a replica's breaker is not closed",
             ["upstream"],
+            registry=r,
+        )
+        # A/B splits (`split.py`): only requests to a split alias, so few series.
+        self.arm_requests = Counter(
+            "sift_gateway_arm_requests",
+            "Requests to an alias under an A/B split, by the arm (profile) that served them",
+            ["alias", "arm", "result"],
+            registry=r,
+        )
+        self.arm_latency = Histogram(
+            "sift_gateway_arm_request_seconds",
+            "Whole request latency of an alias under an A/B split, by arm",
+            ["alias", "arm"],
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.tokens = Counter(

@@ -2,12 +2,16 @@
 (alias switches: `switch.py`; where aliases live: `alias_store.py`, `alias_store_pg.py`)."""
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sift_common.service.readiness import Check, Liveness, NotReady, Readiness
+from sift_gateway import demand
 from sift_gateway.alias_store import AliasStoreUnavailableError, SwitchBusyError, SwitchRecord
 from sift_gateway.errors import ApiError, invalid_request
 from sift_gateway.outcome import CALLER_KEY
@@ -16,7 +20,9 @@ from sift_gateway.registry import ProfileRuntime
 from sift_gateway.request_log import RequestLogWriter
 from sift_gateway.state import STATE_KEY, GatewayState
 from sift_gateway.switch import Switcher
+from sift_gateway.wake import AWAKE
 
+SWITCH_BODY = '{"profile": "<name>"}'
 PROBER_KEY = web.AppKey("sift_gateway_prober", Prober)
 SWITCHER_KEY = web.AppKey("sift_gateway_switcher", Switcher)
 READINESS_KEY = web.AppKey("sift_gateway_readiness", Readiness)
@@ -34,7 +40,7 @@ def gateway_readiness(state: GatewayState, prober: Prober) -> Readiness:
 
     def profile_checks() -> dict[str, Check]:  # aliases can move while the gateway runs
         return {
-            f"profile:{runtime.name}": _profile_check(prober, runtime)
+            f"profile:{runtime.name}": _profile_check(state, prober, runtime)
             for runtime in state.registry.active_profiles()
         }
 
@@ -42,11 +48,15 @@ def gateway_readiness(state: GatewayState, prober: Prober) -> Readiness:
     return Readiness(profile_checks, advisory=advisory)
 
 
-def _profile_check(prober: Prober, runtime: ProfileRuntime) -> Check:
+def _profile_check(state: GatewayState, prober: Prober, runtime: ProfileRuntime) -> Check:
     async def check() -> str:
         healthy = sum(replica.healthy for replica in runtime.replicas)
         counts = f"{healthy} of {len(runtime.replicas)} replicas healthy"
         if not prober.ready(runtime, time.monotonic()):
+            # Asleep or waking on purpose (`wake`): stay ready, or no request could reach
+            # this gateway to wake the engine (docs/gateway.md, "Waking a stopped engine").
+            if (sleeping := state.waker.status(runtime)) not in (None, AWAKE):
+                return f"{sleeping}; {counts}"
             detail = "; ".join(
                 f"{r.url}: {r.last_error or 'no probe passed'}" for r in runtime.replicas
             )
@@ -88,14 +98,19 @@ async def metrics(request: web.Request) -> web.Response:
     for runtime in state.registry.profiles.values():
         state.metrics.in_flight.labels(runtime.name).set(runtime.admission.in_flight)
         state.metrics.queued.labels(runtime.name).set(len(runtime.admission.waiters))
+    demand.observe(state, time.monotonic())
     body = generate_latest(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def admin_profiles(request: web.Request) -> web.Response:
-    """Every profile with its replicas' status and hardware-fit estimate, the aliases, and
-    where the aliases live (`alias_store`: the database, or this process only)."""
-    described = request.app[STATE_KEY].registry.describe()
+    """Every profile with its replicas' status, hardware-fit estimate, demand, idle time and
+    wake state, the aliases, and where the aliases live (`alias_store`: the database, or this
+    process only)."""
+    state = request.app[STATE_KEY]
+    described, now = state.registry.describe(), time.monotonic()
+    for name, runtime in state.registry.profiles.items():
+        described["profiles"][name].update(demand.describe(state, runtime, now))
     described["alias_store"] = request.app[SWITCHER_KEY].store.status()
     return _json(described)
 
@@ -111,11 +126,10 @@ async def admin_upstreams(request: web.Request) -> web.Response:
     )
 
 
-def _switch_target(request: web.Request, body: object) -> tuple[str, str]:
-    """The alias and a known profile of the same kind, from the path and a JSON body."""
+def _switch_target(request: web.Request, alias: str, body: dict[str, Any]) -> str:
+    """A known profile of the alias's kind, from the JSON body."""
     registry = request.app[STATE_KEY].registry
-    alias = request.match_info["alias"]
-    profile = body.get("profile") if isinstance(body, dict) else None
+    profile = body.get("profile")
     if not isinstance(profile, str) or profile not in registry.profiles:
         known = ", ".join(sorted(registry.profiles))
         raise invalid_request(f"'profile' must name a known profile ({known})", "profile")
@@ -129,21 +143,49 @@ def _switch_target(request: web.Request, body: object) -> tuple[str, str]:
             error_type="invalid_request_error",
             param="profile",
         )
-    return alias, profile
+    return profile
 
 
-async def _json_body(request: web.Request) -> object:
+async def json_object(request: web.Request, shape: str) -> dict[str, Any]:
+    """The request's JSON object body; 400 showing `shape` otherwise."""
     try:
-        return orjson.loads(await request.read())
+        body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
-        raise invalid_request('body must be JSON: {"profile": "<name>"}') from None
+        body = None
+    if not isinstance(body, dict):
+        raise invalid_request(f"body must be a JSON object: {shape}")
+    return body
+
+
+def existing_alias(request: web.Request, why: str) -> str:
+    """The path's alias, which must exist already (404 saying `why` otherwise)."""
+    alias = request.match_info["alias"]
+    if alias not in request.app[STATE_KEY].registry.aliases:
+        raise ApiError(
+            404,
+            f"no alias {alias!r}: {why} (PUT /admin/aliases/{{alias}} creates one)",
+            error_type="invalid_request_error",
+        )
+    return alias
+
+
+def record_answer(record: SwitchRecord, done: str) -> web.Response:
+    """A switch record: 200 when its outcome is `done`, else 409 (refused, rolled back)."""
+    return _json(record.as_dict(), 200 if record.outcome == done else 409)
 
 
 async def _switch(request: web.Request, alias: str, profile: str, force: bool) -> SwitchRecord:
+    switcher = request.app[SWITCHER_KEY]
+    with alias_store_errors(alias):
+        record = await switcher.switch(alias, profile, request.get(CALLER_KEY), force=force)
+    return record
+
+
+@contextmanager
+def alias_store_errors(alias: str) -> Iterator[None]:
+    """A switch under way (here or on another replica) → 409; the store unreachable → 503."""
     try:
-        return await request.app[SWITCHER_KEY].switch(
-            alias, profile, request.get(CALLER_KEY), force=force
-        )
+        yield
     except SwitchBusyError:
         raise ApiError(
             409,
@@ -160,7 +202,9 @@ async def _switch(request: web.Request, alias: str, profile: str, force: bool) -
 async def admin_switch_alias(request: web.Request) -> web.Response:
     """PUT /admin/aliases/{alias} {"profile": name}: the forced switch, no fit check and no
     verification (an operator's override); written, shared and recorded like a safe one."""
-    alias, profile = _switch_target(request, await _json_body(request))
+    body = await json_object(request, SWITCH_BODY)
+    alias = request.match_info["alias"]
+    profile = _switch_target(request, alias, body)
     await _switch(request, alias, profile, force=True)
     return _json({"alias": alias, "profile": profile})
 
@@ -169,16 +213,11 @@ async def admin_safe_switch(request: web.Request) -> web.Response:
     """POST /admin/aliases/{alias}/switch {"profile": name}: fit check, warm-up, switch,
     verification, rollback (`switch.py`). 200 switched; 409 refused or rolled_back, with the
     numbers either way."""
-    alias, profile = _switch_target(request, await _json_body(request))
-    if alias not in request.app[STATE_KEY].registry.aliases:
-        raise ApiError(
-            404,
-            f"no alias {alias!r}: a safe switch needs a profile to roll back to "
-            "(PUT /admin/aliases/{alias} creates one)",
-            error_type="invalid_request_error",
-        )
+    body = await json_object(request, SWITCH_BODY)
+    profile = _switch_target(request, request.match_info["alias"], body)
+    alias = existing_alias(request, "a safe switch needs a profile to roll back to")
     record = await _switch(request, alias, profile, force=False)
-    return _json(record.as_dict(), 200 if record.outcome == "switched" else 409)
+    return record_answer(record, "switched")
 
 
 async def admin_alias_switches(request: web.Request) -> web.Response:

@@ -30,6 +30,7 @@ class Outcome:
     error: str | None = None
     ttft_target_s: float | None = None
     caller: str | None = None  # the API key's name, as the door found it
+    split_alias: str | None = None  # the alias, when it was under an A/B split (`split.py`)
 
     def overhead_s(self, now: float) -> float:
         """Gateway time: the whole request minus upstream time (failed attempts and backoff
@@ -43,6 +44,10 @@ class Outcome:
         metrics.requests.labels(self.profile, self.endpoint, str(self.status)).inc()
         metrics.latency.labels(self.profile, self.endpoint).observe(total)
         metrics.overhead.labels(self.endpoint).observe(self.overhead_s(now))
+        if self.split_alias is not None:  # labels bounded: split aliases × their arms
+            result = "ok" if self.status < 400 and self.error is None else "error"
+            metrics.arm_requests.labels(self.split_alias, self.profile, result).inc()
+            metrics.arm_latency.labels(self.split_alias, self.profile).observe(total)
         self._record_tokens(metrics, total)
         if log is not None:
             log.record(self._log_row(total))

@@ -63,6 +63,19 @@ class Hardware(BaseModel):
     device_memory_gib: float | None = Field(default=None, gt=0)
 
 
+class WakeSettings(BaseModel):
+    """Scale to zero (docs/gateway.md, "Waking a stopped engine"): when no replica is up,
+    requests wait for one instead of failing; `url` is POSTed once per wake to start the
+    engine, or, without it, an autoscaler watching `sift_gateway_demand` starts it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: HttpUrl | None = Field(default=None, description="POSTed once per wake; 2xx: starting.")
+    timeout_s: float = Field(default=300.0, gt=0, description="Longest a wake may take.")
+    poll_s: float = Field(default=2.0, gt=0, description="Probe the replicas this often meanwhile.")
+    hook_timeout_s: float = Field(default=10.0, gt=0, description="Longest the hook may answer in.")
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -88,6 +101,7 @@ class Profile(BaseModel):
     breaker: BreakerSettings = BreakerSettings()
     retries: RetrySettings = RetrySettings()
     hardware: Hardware | None = None
+    wake: WakeSettings | None = None
 
 
 class GatewayConfig(BaseModel):

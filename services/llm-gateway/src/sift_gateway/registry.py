@@ -1,7 +1,8 @@
 """Runtime state of every profile and replica: routing, breakers, admission, aliases.
 
 Routing is least-outstanding-requests over the replicas whose breaker lets traffic through
-and whose health probe has not marked them down.
+and whose health probe has not marked them down. An alias under an A/B split (`split.py`)
+resolves to one of its arms by the request's sticky key.
 """
 
 import time
@@ -12,6 +13,7 @@ from sift_gateway.admission import AdmissionQueue
 from sift_gateway.breaker import CircuitBreaker
 from sift_gateway.hardware import estimate_fit
 from sift_gateway.profiles import GatewayConfig, Profile
+from sift_gateway.split import pick_arm, primary_arm
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Registry:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.aliases = dict(config.aliases)
+        self.splits: dict[str, dict[str, int]] = {}  # alias → weights, while an A/B test runs
         self.profiles = {
             name: ProfileRuntime(
                 name=name,
@@ -95,9 +98,11 @@ class Registry:
             for name, profile in config.profiles.items()
         }
 
-    def resolve(self, model: str) -> ProfileRuntime | None:
-        """An alias, a profile name, or a served model name → the profile that serves it."""
-        name = self.aliases.get(model, model)
+    def resolve(self, model: str, sticky_key: str | None = None) -> ProfileRuntime | None:
+        """An alias, a profile name, or a served model name → the profile that serves it; a
+        split alias → the arm `sticky_key` hashes to."""
+        weights = self.splits.get(model)
+        name = pick_arm(model, weights, sticky_key) if weights else self.aliases.get(model, model)
         if name in self.profiles:
             return self.profiles[name]
         for runtime in self.profiles.values():
@@ -115,6 +120,15 @@ class Registry:
         if profile not in self.profiles:
             raise KeyError(profile)
         self.aliases[alias] = profile
+        self.splits.pop(alias, None)  # the whole alias goes to `profile`: any A/B test ends
+
+    def split_alias(self, alias: str, weights: dict[str, int]) -> None:
+        """Split one alias between profiles by weight (`split.parse_weights` checked them)."""
+        unknown = [name for name in weights if name not in self.profiles]
+        if unknown:
+            raise KeyError(unknown[0])
+        self.aliases[alias] = primary_arm(weights)
+        self.splits[alias] = dict(weights)
 
     def apply_aliases(self, stored: dict[str, str]) -> list[str]:
         """Take the aliases another replica (or a restart) left in the database; those naming
@@ -127,13 +141,27 @@ class Registry:
             self.aliases[alias] = profile
         return skipped
 
+    def apply_splits(self, stored: dict[str, dict[str, int] | None]) -> list[str]:
+        """Take the splits in the database (None: no split); one naming a profile this replica
+        lacks, or of another kind, is skipped and named, and its alias keeps `profile`."""
+        skipped = []
+        for alias, weights in stored.items():
+            if not weights:
+                self.splits.pop(alias, None)
+            elif all(p in self.profiles and not self.kind_conflict(alias, p) for p in weights):
+                self.splits[alias] = dict(weights)
+            else:
+                skipped.append(f"{alias} -> {weights}")
+        return skipped
+
     def kind_conflict(self, alias: str, profile: str) -> bool:
         current = self.resolve(alias)
         return current is not None and current.profile.kind != self.profiles[profile].profile.kind
 
     def active_profiles(self) -> list[ProfileRuntime]:
         """Profiles that an alias points at (what readiness requires), else all."""
-        names = set(self.aliases.values()) or set(self.profiles)
+        arms = {name for weights in self.splits.values() for name in weights}
+        names = set(self.aliases.values()) | arms or set(self.profiles)
         return [self.profiles[name] for name in sorted(names)]
 
     def model_names(self) -> list[str]:
@@ -143,6 +171,7 @@ class Registry:
         now = time.monotonic()
         return {
             "aliases": dict(self.aliases),
+            "splits": {alias: dict(weights) for alias, weights in self.splits.items()},
             "profiles": {
                 name: {
                     "kind": runtime.profile.kind,

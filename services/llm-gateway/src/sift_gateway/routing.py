@@ -19,6 +19,7 @@ from sift_gateway.errors import (
 )
 from sift_gateway.outcome import CALLER_KEY, OUTCOME_KEY, Outcome
 from sift_gateway.registry import ProfileRuntime
+from sift_gateway.split import PROFILE_HEADER, profile_header, sticky_key_of
 from sift_gateway.state import GatewayState
 from sift_gateway.upstream import (
     NoReplicaError,
@@ -26,6 +27,7 @@ from sift_gateway.upstream import (
     UpstreamFailedError,
     UpstreamRejectedError,
 )
+from sift_gateway.wake import WakeFailedError
 
 MAX_REJECTION_CHARS = 500
 BodyFor = Callable[[ProfileRuntime], Awaitable[tuple[bytes, int]]]
@@ -53,16 +55,30 @@ def relay_json(state: GatewayState, call: UpstreamCall, outcome: Outcome) -> web
         outcome.ttft_s = call.first_token_at - call.sent_at
     outcome.status = 200
     outcome.prompt_tokens, outcome.completion_tokens = usage_of(call.first_chunk)
+    return json_answer(call.first_chunk, outcome)
+
+
+def json_answer(body: bytes, outcome: Outcome, extra: dict[str, str] | None = None) -> web.Response:
+    """A complete JSON answer with the gateway's headers: its overhead so far, the request id
+    and the profile that answered."""
     overhead_ms = outcome.overhead_s(time.monotonic()) * 1000
-    return web.Response(
-        body=call.first_chunk,
-        content_type="application/json",
-        headers={"x-sift-overhead-ms": f"{overhead_ms:.3f}", "x-request-id": outcome.request_id},
-    )
+    headers = {
+        "x-sift-overhead-ms": f"{overhead_ms:.3f}",
+        "x-request-id": outcome.request_id,
+        PROFILE_HEADER: profile_header(outcome.profile),
+    }
+    return web.Response(body=body, content_type="application/json", headers=headers | (extra or {}))
 
 
-def resolve_profile(state: GatewayState, model: str, kind: str) -> ProfileRuntime:
-    runtime = state.registry.resolve(model)
+def resolve_profile(
+    state: GatewayState, request: web.Request, outcome: Outcome, kind: str
+) -> ProfileRuntime:
+    """The profile for the model asked for; an alias under an A/B split gives the arm of the
+    request's sticky key (`split.py`), and the outcome notes the alias for per-arm metrics."""
+    model = outcome.model
+    runtime = state.registry.resolve(model, sticky_key_of(request.headers))
+    if model in state.registry.splits:
+        outcome.split_alias = model
     if runtime is None:
         raise model_not_found(model, state.registry.model_names())
     if runtime.profile.kind != kind:
@@ -85,9 +101,11 @@ async def open_with_fallback(
     priority: PriorityClass,
     outcome: Outcome,
 ) -> UpstreamCall:
-    """Open a call on `runtime`, or on its fallback chain when all its replicas are down."""
+    """Open a call on `runtime`, or on its fallback chain when all its replicas are down; a
+    profile with `wake` waits for its engine instead, once per request."""
     deadline = outcome.started + runtime.profile.timeouts.total_s
     tried: list[str] = []
+    woken: set[str] = set()
     candidate: ProfileRuntime | None = runtime
     while candidate is not None and candidate.name not in tried:
         tried.append(candidate.name)
@@ -105,6 +123,10 @@ async def open_with_fallback(
                 deadline=deadline,
             )
         except NoReplicaError:
+            if candidate.name not in woken and await _woke(state, candidate, deadline, outcome):
+                woken.add(candidate.name)
+                tried.pop()  # the same profile again, now that a replica is up
+                continue
             candidate = state.registry.fallback_of(candidate)
             if candidate is not None:
                 state.metrics.fallbacks.labels(runtime.name).inc()
@@ -114,10 +136,32 @@ async def open_with_fallback(
         except UpstreamRejectedError as exc:
             raise _rejected(exc) from None
         outcome.upstream = call.replica.url
-        outcome.queue_wait_s = call.queue_wait_s
+        outcome.queue_wait_s += call.queue_wait_s  # after any wait for a wake
         outcome.retrying_s = call.retrying_s
         return call
     raise unavailable(f"no replica available for {' → '.join(tried)}", retry_after_s=5)
+
+
+async def _woke(
+    state: GatewayState, runtime: ProfileRuntime, deadline: float, outcome: Outcome
+) -> bool:
+    """Wait for a stopped engine to wake: True once a replica is up (at once if a probe
+    just found one: worth one more try); False when the profile has no `wake`."""
+    if runtime.profile.wake is None:
+        return False
+    if runtime.any_available(time.monotonic()):
+        return True
+    started = time.monotonic()
+    try:
+        await state.waker.wait_until_up(runtime, deadline)
+    except WakeFailedError as exc:
+        raise unavailable(str(exc), retry_after_s=30, code="engine_not_woken") from None
+    except TimeoutError:
+        message = "deadline passed while the engine woke"
+        raise upstream_error(504, message, code="upstream_timeout") from None
+    finally:
+        outcome.queue_wait_s += time.monotonic() - started  # deliberate waiting, not overhead
+    return True
 
 
 def _failed(exc: UpstreamFailedError) -> ApiError:

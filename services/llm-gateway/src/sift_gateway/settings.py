@@ -58,6 +58,18 @@ class GatewayServiceSettings(AuthSettings, DatabaseSettings):
         ge=1,
         description="Most output tokens (`max_tokens`, `max_completion_tokens`) one request asks.",
     )
+    gateway_replay_ttl_s: float = Field(
+        default=600.0,
+        ge=0,
+        description=(
+            "A non-streamed chat answer whose request named its own x-request-id is kept this "
+            "long: a retry with the same id and body is answered from it, or waits for the "
+            "call still open, instead of paying for a second call. 0 turns this off."
+        ),
+    )
+    gateway_replay_max_answers: int = Field(
+        default=4096, ge=0, description="Most answers kept for retries (the oldest go first)."
+    )
     gateway_api_keys: KeyTable = Field(
         default_factory=dict,
         description=(

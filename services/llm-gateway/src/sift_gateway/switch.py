@@ -9,6 +9,10 @@
    profile is written back: rolled_back.
 Every outcome is recorded (`gateway.alias_switches`) and logged. A request resolves its alias
 once, on arrival, so requests in flight keep the profile they started on.
+
+An A/B split (`split`) runs steps 1 and 2 on every arm not serving the alias yet, then writes
+the weights: `split`, or `refused`. A switch ends a split; promoting an arm is a safe switch
+to it recorded as `promoted`, and its rollback puts the split back.
 """
 
 import asyncio
@@ -24,6 +28,7 @@ from sift_common.store.models import EMBEDDING_DIM
 from sift_gateway.alias_store import AliasStore, SwitchRecord
 from sift_gateway.fit_check import check_fit
 from sift_gateway.registry import ProfileRuntime, Registry
+from sift_gateway.split import primary_arm
 from sift_gateway.upstream import JSON_HEADERS
 
 logger = logging.getLogger(__name__)
@@ -40,17 +45,27 @@ class Switcher:
     timeout_s: float = 60.0
 
     async def switch(
-        self, alias: str, profile: str, requested_by: str | None, *, force: bool = False
+        self,
+        alias: str,
+        profile: str,
+        requested_by: str | None,
+        *,
+        force: bool = False,
+        done: str = "switched",
     ) -> SwitchRecord:
-        """Switch `alias` to `profile` safely (`force`: no checks, as PUT /admin/aliases)."""
+        """Switch `alias` to `profile` safely (`force`: no checks, as PUT /admin/aliases);
+        `done` names the outcome when it works (`promoted`: the end of an A/B test)."""
         async with self.store.switching(alias):
             previous = await self.store.current(alias)
+            previous_weights = await self.store.current_weights(alias)
+            numbers: dict[str, Any] = (
+                {} if previous_weights is None else {"ended_split": previous_weights}
+            )
             if force:
                 await self.store.write(alias, profile, requested_by)
                 return await self._done(alias, previous, profile, "switched", "forced: no checks",
-                                        {}, requested_by)  # fmt: skip
+                                        numbers, requested_by)  # fmt: skip
             target = self.registry.profiles[profile]
-            numbers: dict[str, Any] = {}
             problem = await self._before(target, numbers)
             if problem is not None:
                 return await self._done(
@@ -60,15 +75,37 @@ class Switcher:
             after = await self._through_alias(alias, profile)
             numbers["after_switch"] = after
             if after["ok"]:
-                return await self._done(
-                    alias, previous, profile, "switched", None, numbers, requested_by
-                )
-            if previous is not None:
-                await self.store.write(alias, previous, f"rollback of {requested_by or '-'}")
+                return await self._done(alias, previous, profile, done, None, numbers, requested_by)
+            rollback_by = f"rollback of {requested_by or '-'}"
+            if previous_weights is not None:
+                await self.store.write_split(alias, previous_weights, rollback_by)
+            elif previous is not None:
+                await self.store.write(alias, previous, rollback_by)
             reason = f"verification through the alias failed: {after['detail']}"
             return await self._done(
                 alias, previous, profile, "rolled_back", reason, numbers, requested_by
             )
+
+    async def split(
+        self, alias: str, weights: dict[str, int], requested_by: str | None
+    ) -> SwitchRecord:
+        """Split `alias` by `weights`; every arm not serving it yet is checked and warmed up
+        first. Recorded `to` its heaviest arm, with the weights in the numbers."""
+        async with self.store.switching(alias):
+            previous = await self.store.current(alias)
+            serving = {previous, *(await self.store.current_weights(alias) or {})}
+            numbers: dict[str, Any] = {"weights": weights, "checked": {}}
+            heaviest = primary_arm(weights)
+            for arm in sorted(set(weights) - serving):
+                checked: dict[str, Any] = {}
+                numbers["checked"][arm] = checked
+                problem = await self._before(self.registry.profiles[arm], checked)
+                if problem is not None:
+                    reason = f"arm {arm}: {problem}"
+                    return await self._done(alias, previous, heaviest, "refused", reason,
+                                            numbers, requested_by)  # fmt: skip
+            await self.store.write_split(alias, weights, requested_by)
+            return await self._done(alias, previous, heaviest, "split", None, numbers, requested_by)
 
     async def _before(self, target: ProfileRuntime, numbers: dict[str, Any]) -> str | None:
         """Fit check and warm-up; the reason to refuse, or None."""
@@ -116,7 +153,7 @@ class Switcher:
     ) -> SwitchRecord:
         record = SwitchRecord(alias, previous, profile, outcome, reason, numbers, requested_by)
         await self.store.record(record)
-        log = logger.info if outcome == "switched" else logger.warning
+        log = logger.warning if outcome in ("refused", "rolled_back") else logger.info
         log("alias %s: %s -> %s %s%s", alias, previous, profile, outcome,
             f" ({reason})" if reason else "")  # fmt: skip
         return record

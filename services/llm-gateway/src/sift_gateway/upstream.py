@@ -193,6 +193,8 @@ class UpstreamCaller:
                 reason = f"timed out waiting for the {'first token' if stream else 'response'}"
                 settle(self._metrics, runtime, replica, response, ok=None)
                 return Failure(504, reason, detail=f"{replica.url}: {reason}")
+            if isinstance(exc, aiohttp.ClientConnectorError) and runtime.profile.wake:
+                replica.healthy = False  # nothing listens: asleep until a probe passes (wake.py)
             failure = Failure(
                 502, "the model server could not be reached", detail=str(exc) or repr(exc)
             )

@@ -18,7 +18,7 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from sift_common.errors import ConfigError
-from sift_common.ops import report_queries
+from sift_common.ops import report_ab, report_queries
 from sift_common.ops.report_dlq import dead_letters
 from sift_common.ops.report_render import print_tables, to_csv
 from sift_common.settings import DatabaseSettings, load_settings
@@ -62,6 +62,11 @@ def report_command(
     in the window that have embeddings; digests = entity digests written in the window. A document
     dropped before the store (a duplicate, a dead letter) is not among them.
 
+    A/B tests: every alias split between model profiles (`sift model split`) at some time in
+    the window, arm by arm, over the part of the test inside the window: requests, errors,
+    share, latency p50/p95, tokens, repair turns; and the analyses each arm produced: how
+    many, the share valid at the first try, the score's mean, p10, p50 and p90.
+
     Dead letters (RabbitMQ): each DLQ's depth now, how many were dead-lettered in the window, and
     their top reasons. The messages are read and put back, never consumed. An unreachable broker
     is said in the report; the rest still prints."""
@@ -80,7 +85,9 @@ def report_command(
 
 async def gather(since: str, start: datetime, now: datetime, dlq_limit: int) -> dict[str, Any]:
     """The whole report as one JSON-ready document."""
-    store, letters = await asyncio.gather(_read_store(start), dead_letters(start, now, dlq_limit))
+    store, letters = await asyncio.gather(
+        _read_store(start, now), dead_letters(start, now, dlq_limit)
+    )
     return {
         "window": {"since": since, "from": start.isoformat(), "to": now.isoformat()},
         **store,
@@ -88,17 +95,18 @@ async def gather(since: str, start: datetime, now: datetime, dlq_limit: int) -> 
     }
 
 
-async def _read_store(start: datetime) -> dict[str, Any]:
+async def _read_store(start: datetime, now: datetime) -> dict[str, Any]:
     connection = await _connect()
     try:
         llm = await report_queries.llm_rows(connection, start)
         errors = await report_queries.error_rows(connection, start)
         pipeline = await report_queries.pipeline_counts(connection, start)
+        ab_tests = await report_ab.ab_tests(connection, start, now)
     except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as exc:
         _fail(f"the store is not at the latest revision ({exc}); run `sift-db upgrade`")
     finally:
         await connection.close()
-    return {"llm": _split(llm), "errors": errors, "pipeline": pipeline}
+    return {"llm": _split(llm), "errors": errors, "pipeline": pipeline, "ab_tests": ab_tests}
 
 
 async def _connect() -> asyncpg.Connection:

@@ -24,6 +24,26 @@ LLM_METRICS = (
     "ttft_p99",
 )
 NO_CALLER = "(no key)"
+AB_COLUMNS = {  # metric → table header, in the order the CSV writes them too
+    "weight": "weight %",
+    "share": "share",
+    "requests": "requests",
+    "errors": "errors",
+    "error_rate": "error %",
+    "latency_p50": "p50 ms",
+    "latency_p95": "p95 ms",
+    "prompt_tokens": "prompt tok",
+    "completion_tokens": "completion tok",
+    "repairs": "repairs",
+    "analyses": "analyses",
+    "repaired": "repaired",
+    "valid_first_time": "valid 1st",
+    "score_mean": "score mean",
+    "score_p10": "p10",
+    "score_p50": "p50",
+    "score_p90": "p90",
+}
+AB_RATES = frozenset({"share", "error_rate", "valid_first_time"})
 
 
 def _cell(value: Any) -> str:
@@ -69,7 +89,26 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
     for name, value in report["pipeline"].items():
         pipeline.add_row(name, _cell(value))
     console.print(pipeline)
+    for test in report["ab_tests"]:
+        console.print(_ab_table(test))
     _print_dead_letters(report["dead_letters"], console)
+
+
+def _ab_table(test: dict[str, Any]) -> Table:
+    ended = "running" if test["ended"] is None else f"{test['ended_by']} {test['ended_on']}"
+    table = Table(title=f"A/B test of {test['alias']} ({ended})", title_justify="left")
+    table.add_column("arm")
+    for header in AB_COLUMNS.values():
+        table.add_column(header, justify="right")
+    for arm in test["arms"]:
+        table.add_row(arm["arm"], *(_ab_cell(metric, arm[metric]) for metric in AB_COLUMNS))
+    return table
+
+
+def _ab_cell(metric: str, value: Any) -> str:
+    if metric in AB_RATES and value is not None:
+        return f"{value:.1%}"
+    return _cell(value)
 
 
 def _print_dead_letters(section: dict[str, Any], console: Console) -> None:
@@ -112,6 +151,12 @@ def to_csv(report: dict[str, Any]) -> str:
             writer.writerow(("errors", row["status_class"], row["kind"], metric, row[metric]))
     for metric, value in report["pipeline"].items():
         writer.writerow(("pipeline", "", "", metric, value))
+    for test in report["ab_tests"]:
+        for key in ("started", "ended", "ended_by", "ended_on"):
+            writer.writerow(("ab", test["alias"], "", key, _csv_value(test[key])))
+        for arm in test["arms"]:
+            for metric in AB_COLUMNS:
+                writer.writerow(("ab", test["alias"], arm["arm"], metric, _csv_value(arm[metric])))
     _csv_dead_letters(writer, report["dead_letters"])
     return buffer.getvalue()
 

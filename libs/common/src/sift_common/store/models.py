@@ -105,6 +105,10 @@ class Analysis(Base):
     created_at: Mapped[datetime] = _created_at()
     # The analyzer's lease fencing token (revision 0003): the upsert keeps the highest.
     fencing_token: Mapped[int | None] = mapped_column(BigInteger)
+    # Revision 0007: the gateway profile (the A/B arm) that answered, and whether the answer
+    # needed its repair turn; NULL on rows written before.
+    gateway_profile: Mapped[str | None]
+    repaired: Mapped[bool | None]
 
 
 class Embedding(Base):
@@ -253,8 +257,8 @@ class RequestLog(Base):
 class Alias(Base):
     """Where a gateway alias points, shared by every gateway replica (revision 0006).
 
-    `weights` is reserved for the A/B split that comes next; NULL sends the whole alias to
-    `profile`.
+    `weights` is an A/B split, `{"profile": percent}`, and `profile` then its heaviest arm;
+    NULL sends the whole alias to `profile`.
     """
 
     __tablename__ = "aliases"
@@ -268,11 +272,15 @@ class Alias(Base):
 
 
 class AliasSwitch(Base):
-    """One switch asked of the gateway and how it ended: switched, refused or rolled_back."""
+    """One switch asked of the gateway and how it ended: switched, refused or rolled_back; an
+    A/B split (split) and its end (promoted), revision 0007."""
 
     __tablename__ = "alias_switches"
     __table_args__ = (
-        CheckConstraint("outcome IN ('switched', 'refused', 'rolled_back')", name="known_outcome"),
+        CheckConstraint(
+            "outcome IN ('switched', 'refused', 'rolled_back', 'split', 'promoted')",
+            name="known_outcome",
+        ),
         Index("ix_alias_switches_alias_at", "alias", "at"),
         {"schema": GATEWAY_SCHEMA},
     )

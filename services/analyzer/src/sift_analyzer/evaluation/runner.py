@@ -7,6 +7,7 @@ number here is what the pipeline delivers for the same model and profiles.
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,10 +60,13 @@ async def run_arm(
     llm = StructuredLlm(gateway, AnalyzerMetrics())
     slots = asyncio.Semaphore(concurrency)
     analyses: dict[str, Analysis] = {}
+    # Request ids of their own per run: the gateway answers a repeated id and body from the
+    # earlier call's answer (its retry replay), which would time nothing and repeat one sample.
+    run_id = uuid.uuid4().hex[:8]
 
     async def one(doc: EvalDocument) -> DocRecord:
         async with slots:
-            record, analysis = await _analyse(arm, doc, llm, known)
+            record, analysis = await _analyse(arm, doc, llm, known, run_id)
         if analysis is not None:
             analyses[doc.id] = analysis
         progress()
@@ -74,7 +78,7 @@ async def run_arm(
 
 
 async def _analyse(
-    arm: Arm, doc: EvalDocument, llm: StructuredLlm, known: KnownEntities
+    arm: Arm, doc: EvalDocument, llm: StructuredLlm, known: KnownEntities, run_id: str
 ) -> tuple[DocRecord, Analysis | None]:
     profile, document = arm.profile(doc), doc.document()
     messages = core.document_messages(profile, document)
@@ -86,7 +90,7 @@ async def _analyse(
                 profile.analysis_type,
                 messages,
                 priority="normal",
-                request_id=f"eval:{doc.id}:{attempt}",
+                request_id=f"eval:{run_id}:{doc.id}:{attempt}",
             )
             break
         except OutputFailedError as exc:
