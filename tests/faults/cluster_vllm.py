@@ -106,14 +106,15 @@ async def run_cluster_vllm_faults(
     problems = [f"{name} was dead before the scenario" for name in await rig.revive()]
     ledger = Ledger("cluster-vllm")
     evidence: dict[str, Any] = {}
+    # The leader is read before the feed starts: rabbitmqctl boots an Erlang VM, which took over
+    # 60 s once with both engines busy (a quorum queue's leader moves only when a node fails).
+    read_start = time.time()
+    leader = await asyncio.to_thread(bed.cluster.leader_of, LEADING)
+    evidence["leader_read_s"] = round(time.time() - read_start, 1)
     stop_feeding: asyncio.Future[float] = asyncio.get_running_loop().create_future()
     began, feed_start = datetime.now(UTC), time.time()
     feeding = asyncio.create_task(feed_until(bed, ledger, rate, stop_feeding))
     try:
-        # The leader is read during the warm-up (rabbitmqctl, slow on a starved machine), so
-        # that the kills come when planned.
-        leader = await asyncio.to_thread(bed.cluster.leader_of, LEADING)
-        evidence["leader_read_s"] = round(time.time() - feed_start, 1)
         await asyncio.sleep(max(before_s - (time.time() - feed_start), 0.0))
         struck = await strike(bed, leader, evidence)
     except BaseException:
@@ -123,6 +124,7 @@ async def run_cluster_vllm_faults(
     stats = await feeding
     feed_end = time.time()
     settled, busy, moments = await _settle_all(bed, ledger, feed_end)
+    evidence["new_leader"] = (await asyncio.to_thread(bed.cluster.queues))[LEADING].leader
     retries = await gateway_retries(bed) - evidence.pop("gateway_retries_before")
     evidence["gateway_retries_after_replica_kill"] = retries
     logged = await logged_calls(rig, began)

@@ -134,7 +134,6 @@ async def strike(bed: VllmClusterBed, leader: str, evidence: dict[str, Any]) -> 
     await asyncio.sleep(max(NODE_DOWN_S - (time.monotonic() - node_killed), 0.0))
     evidence["node_restart_s"] = round(await asyncio.to_thread(cluster.restart, leader), 1)
     await restart_analyzer
-    evidence["new_leader"] = (await asyncio.to_thread(cluster.queues))[LEADING].leader
     return Struck(first, analyzer_at, replica_at, replica_gone, time.time())
 
 

@@ -21,7 +21,11 @@ from sift_analyzer.profiles import load_profiles
 from sift_analyzer.settings import BUNDLED_PROFILES
 from sift_common.contracts import Document, DocumentCollected, EntityRef, EntityRefresh
 from sift_common.gateway_client import GatewayClient
-from sift_common.messaging.topology import ARCHIVER_DIGESTS, ARCHIVER_DOCUMENTS
+from sift_common.messaging.topology import (
+    ANALYZER_ENTITY_REFRESH,
+    ARCHIVER_DIGESTS,
+    ARCHIVER_DOCUMENTS,
+)
 from tests.support.analyzer import (
     analyzed,
     analyzer_settings,
@@ -218,7 +222,12 @@ async def test_a_burst_of_refreshes_yields_one_digest_and_a_fresh_one_is_skipped
     )
     assert digest.score is not None
     assert abs(digest.score - grounding["documents_mean_score"]) <= 15  # held near the mean
-    assert await chat_requests(gateway.url) - before == 1
+    # A lease lost mid-call (seen once on a starved machine) sends its refresh to the retry
+    # ladder, which counts it, and the retry asks again; a burst that was not coalesced would
+    # add calls that no retry accounts for.
+    retried = sample(analyzer, "sift_analyzer_retries_total", queue=ANALYZER_ENTITY_REFRESH.name)
+    assert retried <= 1
+    assert await chat_requests(gateway.url) - before == 1 + retried
 
     # Naming only documents the digest already covers (nothing linked since): skipped.
     skipped_before = sample(analyzer, "sift_analyzer_skips_total", work="digest", reason="fresh")
@@ -233,4 +242,4 @@ async def test_a_burst_of_refreshes_yields_one_digest_and_a_fresh_one_is_skipped
         timeout=60,
     )
     assert await ready_count(rabbit_url, analyzer.topology.work_queue(ARCHIVER_DIGESTS)) == 0
-    assert await chat_requests(gateway.url) - before == 1
+    assert await chat_requests(gateway.url) - before == 1 + retried

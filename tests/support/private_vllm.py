@@ -20,12 +20,15 @@ GONE_TIMEOUT_S = 15.0
 
 
 class PrivateVllmChat:
-    def __init__(self, log: Path, cpus: str | None = None) -> None:
+    def __init__(self, log: Path, cpus: str | None = None, niceness: int = 0) -> None:
         """`cpus`: the cores its engine binds (vLLM's syntax, `0` or `0-3`) in place of the
-        runtime's chat core set: two replicas on the runtime's set would share one core."""
+        runtime's chat core set: two replicas on the runtime's set would share one core.
+        `niceness`: run it below the processes beside it (`nice -n`)."""
         shared = servers()["chat"]  # the name "chat" selects the chat model
         self.server = dataclasses.replace(shared, port=free_port(), cpus=cpus or shared.cpus)
         command, env = server_cmd(self.server), server_env(self.server)
+        if niceness:
+            command = ["nice", "-n", str(niceness), *command]  # nice execs: the pid stays
         self.process = Child("vllm-chat", command, log, env)  # a session of its own
 
     @property

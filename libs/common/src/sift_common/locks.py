@@ -225,7 +225,7 @@ class Lease:
         # own backoff between reconnects (up to seconds) must not sleep through the moment a
         # restarted Redis is back while the lease still has a fraction of a second to run.
         attempt_s = min(interval, max(_MIN_ATTEMPT_S, interval / 4))
-        pause, warned = interval, False
+        pause, warned, renewed_at = interval, False, loop.time()
         while not self._stopping:
             await asyncio.sleep(pause)
             if self._stopping:
@@ -250,10 +250,15 @@ class Lease:
                 self._mark_lost(f"Redis unreachable until the lease ran out: {exc!r}")
                 return
             if not renewed:
-                self._mark_lost("the key expired or holds another owner's token")
+                # How late the renewal came tells a starved process from a key taken away.
+                late = sent_at - renewed_at
+                self._mark_lost(
+                    f"the key expired or holds another owner's token ({late:.1f} s after the "
+                    f"last renewal, lease {self._lock.lease_ms / 1000:g} s)"
+                )
                 return
             self._expires_at = sent_at + self._lock.lease_ms / 1000
-            pause, warned = interval, False
+            pause, warned, renewed_at = interval, False, sent_at
 
     def _mark_lost(self, reason: str) -> None:
         self.lost.set()
