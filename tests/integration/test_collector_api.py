@@ -193,6 +193,13 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str, str | None]] = [
         "documents[0].subjects[0].name",
     ),
     (
+        "a date given as a number",  # the schema says an ISO 8601 string; 0 is not 1970
+        {"json": {"documents": [doc(1, published_at=0.0)]}, "key": KEY},
+        422,
+        "invalid_request",
+        "documents[0].published_at",
+    ),
+    (
         "not an http URL",
         {"json": {"documents": [doc(1, url="ftp://x.example/a")]}, "key": KEY},
         422,

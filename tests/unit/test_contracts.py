@@ -82,3 +82,22 @@ def test_entity_key_folds_case_and_spacing() -> None:
 def test_scores_are_bounded() -> None:
     with pytest.raises(ValidationError, match="less than or equal to 100"):
         Analysis(analysis_type="news", prompt_version="1", model="m", score=101, result={})
+
+
+@pytest.mark.parametrize("number", [0, 0.0, 1_700_000_000, 1_700_000_000_000])
+def test_a_date_given_as_a_number_is_refused_not_read_as_seconds_since_1970(number: float) -> None:
+    with pytest.raises(ValidationError, match="ISO 8601 date-time with a time zone, not a number"):
+        IncomingDocument.model_validate({"source": "wire", "body": "text", "published_at": number})
+    event = DocumentCollected(correlation_id="c", document=make_document()).model_dump(mode="json")
+    with pytest.raises(ValidationError, match="not a number"):
+        DocumentCollected.model_validate(event | {"occurred_at": number})
+
+
+def test_dates_are_read_from_iso_strings_with_a_time_zone() -> None:
+    incoming = IncomingDocument.model_validate_json(
+        '{"source": "wire", "body": "text", "published_at": "2026-12-06T01:00:00+01:00"}'
+    )
+    assert incoming.published_at is not None
+    assert incoming.published_at.isoformat() == "2026-12-06T01:00:00+01:00"
+    with pytest.raises(ValidationError, match="timezone"):
+        IncomingDocument.model_validate({"source": "w", "body": "t", "published_at": "2026-12-06"})

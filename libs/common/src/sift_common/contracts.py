@@ -7,9 +7,9 @@ bump the version), and ignores unknown extra fields so additive changes need no 
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from sift_common.ids import content_hash, document_id
 
@@ -17,6 +17,19 @@ DocumentKind = Literal["news", "review", "generic"]
 Priority = Literal["realtime", "normal", "backfill"]
 Sha256Hex = str
 MAX_SUBJECTS = 10
+
+
+def _no_number(value: Any) -> Any:
+    """The schemas say ISO 8601 strings; pydantic would also read a number as seconds (or
+    milliseconds) since 1970, so `"published_at": 0` passed as 1970. A number is refused, not
+    guessed at."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("expected an ISO 8601 date-time with a time zone, not a number")
+    return value
+
+
+# A date-time with its time zone, given as an ISO 8601 string (or a datetime in Python).
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_no_number)]
 
 
 def _now() -> datetime:
@@ -38,7 +51,7 @@ class Event(Contract):
 
     schema_version: Literal[1] = 1
     event_id: str = Field(default_factory=_new_event_id, min_length=1)
-    occurred_at: AwareDatetime = Field(default_factory=_now)
+    occurred_at: Timestamp = Field(default_factory=_now)
     correlation_id: str = Field(
         min_length=1, description="Carried through every hop: the document id or entity key."
     )
@@ -69,8 +82,8 @@ class Document(Contract):
     body: str = Field(min_length=1)
     language: str | None = Field(default=None, max_length=16)
     kind: DocumentKind = "generic"
-    published_at: AwareDatetime | None = None
-    collected_at: AwareDatetime = Field(default_factory=_now)
+    published_at: Timestamp | None = None
+    collected_at: Timestamp = Field(default_factory=_now)
     metadata: dict[str, str] = Field(default_factory=dict)
     subjects: list[EntityRef] = Field(
         default_factory=list,
@@ -112,7 +125,7 @@ class IncomingDocument(Contract):
     content_type: Literal["text", "html"] = "text"
     kind: DocumentKind = "generic"
     language: str | None = Field(default=None, min_length=2, max_length=16)
-    published_at: AwareDatetime | None = None
+    published_at: Timestamp | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     subjects: list[EntityRef] = Field(
         default_factory=list,
