@@ -45,6 +45,14 @@ pytestmark = pytest.mark.integration
 
 WEIGHTS = {"arm-a": 80, "arm-b": 20}
 DOCUMENTS = [hashlib.sha256(f"doc-{n}".encode()).hexdigest() for n in range(1000)]
+# 1,000 requests, 100 at a time, through two gateways and two FAKE upstreams in this one event
+# loop: on a loaded machine the test profiles' 5 s first-token limit and 5-failure breaker once
+# took arm-a out (a 503 "no replica available"), which this test is not about.
+PATIENT: dict[str, Any] = {
+    "max_queue_wait_s": 60.0,
+    "timeouts": {"connect_s": 10.0, "ttft_s": 60.0, "stall_s": 60.0, "total_s": 120.0},
+    "breaker": {"failure_threshold": 1000},
+}
 NO_BROKER = f"amqp://guest:guest@127.0.0.1:{free_port()}/"  # the report's DLQ part: unknown
 
 
@@ -128,8 +136,8 @@ async def test_an_80_20_split_is_sticky_shared_within_5_percent_and_reported_per
     await migrate.upgrade(fresh_database)
     fake_a, fake_b = await fakes(model="fake-a"), await fakes(model="fake-b")
     profiles = {
-        "arm-a": chat_profile(fake_a.url, served_model="fake-a"),
-        "arm-b": chat_profile(fake_b.url, served_model="fake-b"),
+        "arm-a": chat_profile(fake_a.url, served_model="fake-a", **PATIENT),
+        "arm-b": chat_profile(fake_b.url, served_model="fake-b", **PATIENT),
     }
     async with (
         replicas(tmp_path, profiles, fresh_database) as (a, b),

@@ -29,6 +29,9 @@ class PrivateVllmChat:
         command, env = server_cmd(self.server), server_env(self.server)
         if niceness:
             command = ["nice", "-n", str(niceness), *command]  # nice execs: the pid stays
+        # Seconds into the last start at which it did not serve yet: a lower bound of how long
+        # a request sent before the start had to wait (the start's own time includes a smoke).
+        self.last_seen_down_s = 0.0
         self.process = Child("vllm-chat", command, log, env)  # a session of its own
 
     @property
@@ -50,9 +53,13 @@ class PrivateVllmChat:
         self.process.start()
 
         def serving() -> bool:
+            asked_at = time.monotonic() - started
             if not self.process.alive():
                 raise ChildExited(f"vLLM exited during start-up:\n{self.process.log_tail()}")
-            return serves(self.server)
+            if serves(self.server):
+                return True
+            self.last_seen_down_s = asked_at
+            return False
 
         try:
             wait_for(serving, f"vLLM on {self.url}", timeout_s, every_s=1.0)
