@@ -33,7 +33,7 @@ SECRET = "/run/secrets/prometheus_key"
 
 def _config(tmp_path: Path, archiver: str) -> Path:
     """deploy/prometheus's archiver job and rules, aimed at the test's archiver, scraping every
-    second; plus the same job without its key."""
+    second; plus the same job without its key, every 10 s."""
     key = tmp_path / "prometheus_key"
     key.write_text(SCRAPER_KEY)
     shipped = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
@@ -41,7 +41,13 @@ def _config(tmp_path: Path, archiver: str) -> Path:
     assert job["authorization"] == {"credentials_file": SECRET}
     job = {**job, "authorization": {"credentials_file": str(key)}}
     job["static_configs"] = [{"targets": [archiver]}]
-    keyless = {"job_name": "archiver-keyless", "static_configs": job["static_configs"]}
+    # Every 10 s: its refusals spend the address's failed-attempt budget (10 a minute, both
+    # jobs scrape from 127.0.0.1), and at 1 s it locked the keyed job out ("throttled").
+    keyless = {
+        "job_name": "archiver-keyless",
+        "scrape_interval": "10s",
+        "static_configs": job["static_configs"],
+    }
     (tmp_path / "alerts.yml").write_text((DEPLOY / "prometheus" / "alerts.yml").read_text())
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
