@@ -37,6 +37,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from aio_pika.exceptions import ChannelInvalidStateError
 from faststream.rabbit import RabbitBroker
 from redis.exceptions import RedisError
 
@@ -50,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 PUBLISH_SHARE = 0.75  # of the pending TTL the publishes may take; the rest is for the commit
 FIRST_RETRY_S, MAX_RETRY_S = 0.05, 0.5  # re-trying a claim pending elsewhere
+RESTORE_POLL_S = 0.05  # waiting for a channel aio-pika restores after a reconnect
 
 
 class BrokerUnavailableError(TransientError):
@@ -74,6 +76,23 @@ def first_copies(documents: list[Document], repeats: list[Document]) -> list[Doc
         (repeats if document.content_hash in seen else firsts).append(document)
         seen.add(document.content_hash)
     return firsts
+
+
+async def publish_once_open(
+    broker: RabbitBroker, topology: Topology, event: DocumentCollected
+) -> None:
+    """Publish and wait for the confirm. After a reconnect aio-pika reports the connection up
+    before it has restored its channels, so a publish in between finds the channel closed,
+    before anything was sent: with the connection up, wait for the channel (bounded by the
+    caller's timeout); with it down, fail at once."""
+    while True:
+        try:
+            await publish_event(broker, topology, event)
+            return
+        except ChannelInvalidStateError:
+            if not await broker.ping(timeout=RESTORE_POLL_S):
+                raise
+        await asyncio.sleep(RESTORE_POLL_S)
 
 
 class DocumentPublisher:
@@ -153,7 +172,7 @@ class DocumentPublisher:
         try:
             async with asyncio.timeout_at(deadline), self._slots:
                 async with asyncio.timeout(self._confirm_timeout_s):
-                    await publish_event(self._broker, self._topology, event)
+                    await publish_once_open(self._broker, self._topology, event)
         except Exception as exc:  # reported per document; the batch decides
             logger.warning("publish of %s failed: %r", document.id, exc)
             return exc
