@@ -4,7 +4,9 @@ Every publish is persistent (FastStream's default is transient), mandatory and a
 broker confirms it; an unroutable message raises instead of vanishing (`on_return_raises`).
 """
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import aio_pika
@@ -12,6 +14,7 @@ from aiormq.exceptions import (
     ChannelAccessRefused,
     ChannelNotFoundEntity,
     ChannelPreconditionFailed,
+    ConnectionInternalError,
 )
 from faststream.rabbit import (
     Channel,
@@ -29,6 +32,10 @@ from sift_common.messaging.topology import ConsumerQueue, Topology
 
 SCHEMA_VERSION_HEADER = "x-sift-schema-version"
 JSON = "application/json"
+DECLARE_ATTEMPTS = 3
+DECLARE_PAUSE_S = 1.0  # times the attempt number
+
+logger = logging.getLogger(__name__)
 
 
 def make_broker(rabbit_url: str, *, log_level: int = logging.DEBUG) -> RabbitBroker:
@@ -90,6 +97,26 @@ async def declare_topology(
 
     A queue that exists with other arguments (declared by an older Sift) stops the start-up
     with a `ConfigError` that says how to move it over."""
+    await retry_cluster_not_formed(lambda: _declare_topology(rabbit_url, topology, service))
+
+
+async def retry_cluster_not_formed(declare: Callable[[], Awaitable[None]]) -> None:
+    """Run `declare` (idempotent), again up to `DECLARE_ATTEMPTS` in all when the broker closed
+    the connection with INTERNAL_ERROR `cluster_not_formed`: a quorum queue whose Raft members
+    did not elect a leader in time, on a busy node or a cluster still forming (seen on a
+    2-core machine under load). Any other error is raised at once."""
+    for attempt in range(1, DECLARE_ATTEMPTS + 1):
+        try:
+            await declare()
+            return
+        except ConnectionInternalError as exc:
+            if "cluster_not_formed" not in str(exc) or attempt == DECLARE_ATTEMPTS:
+                raise
+            logger.warning("declaring the topology again (attempt %d failed): %s", attempt, exc)
+        await asyncio.sleep(DECLARE_PAUSE_S * attempt)
+
+
+async def _declare_topology(rabbit_url: str, topology: Topology, service: str | None) -> None:
     connection = await aio_pika.connect(rabbit_url, timeout=30)
     try:
         if service is None:
