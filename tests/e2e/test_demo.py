@@ -85,7 +85,24 @@ async def test_demo_report_matches_the_corpus_and_the_store(tmp_path: Path) -> N
         assert report["queries"][query], query
     real = corpus_entity_names()
     ranked = [item["name"] for query in ("top", "bottom") for item in report["queries"][query]]
-    assert set(ranked) <= real, set(ranked) - real  # no sentences, sentiment words, inventions
+    # No sentences, sentiment words or inventions: each name is a real one, or whole words of
+    # one (the 135M model once ranked "Mobil" from a document about "Exxon Mobil").
+    assert not {name for name in ranked if not part_of_a_name(name, real)}, ranked
+
+
+GENERIC = {"corp", "corp.", "inc", "inc.", "co", "co.", "ltd", "plc", "group", "company", "the"}
+
+
+def part_of_a_name(name: str, real: set[str]) -> bool:
+    """`name` is a real name, or a run of whole words of one that is not only "Corp" or such."""
+    words = name.casefold().split()
+    if set(words) <= GENERIC:
+        return False
+    for full in real:
+        whole = full.casefold().split()
+        if words and any(whole[n : n + len(words)] == words for n in range(len(whole))):
+            return True
+    return False
 
 
 def corpus_entity_names() -> set[str]:

