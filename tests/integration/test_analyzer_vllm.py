@@ -22,9 +22,11 @@ from sift_analyzer.settings import BUNDLED_PROFILES
 from sift_common.contracts import Document, DocumentCollected, EntityRef, EntityRefresh
 from sift_common.gateway_client import GatewayClient
 from sift_common.messaging.topology import (
+    ANALYZER_DOCUMENTS,
     ANALYZER_ENTITY_REFRESH,
     ARCHIVER_DIGESTS,
     ARCHIVER_DOCUMENTS,
+    DEAD_LETTER_REASON_HEADER,
 )
 from tests.support.analyzer import (
     analyzed,
@@ -36,7 +38,7 @@ from tests.support.analyzer import (
 from tests.support.analyzer_store import seed_document, seed_entity, unit_vector
 from tests.support.analyzer_store import store as store  # the fixture
 from tests.support.gateway import RunningGateway, chat_profile, eventually, running_gateway
-from tests.support.rabbit import delete_topology, ready_count
+from tests.support.rabbit import delete_topology, drain, ready_count
 from tests.support.vllm import VllmServers
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
@@ -146,6 +148,31 @@ async def test_each_document_kind_is_analysed_into_a_schema_valid_result(
     assert review.score == review_map[review.result["satisfaction"]]
     assert results["generic"].analysis.score is None
     assert await chat_requests(gateway.url) >= len(DOCUMENTS)
+
+
+async def test_a_long_korean_generic_document_fits_the_models_context(
+    rabbit_url: str, analyzer: Analyzer
+) -> None:
+    """3,040 characters of Korean are ~6,700 tokens: unclipped, the prompt overflowed SmolLM2's
+    2,048 and the gateway refused it (400), which dead-lettered the document. Clipped, the model
+    answers; what it answers is its own business (the 135M model may loop on such a text)."""
+    sentence = "한빛전자 이사회는 화요일에 모여 분기 실적과 내년 계획을 검토했다. "
+    event = collected("generic", "이사회 회의", sentence * 80, language="ko")
+    await analyzer.publish(event)
+    queue = analyzer.topology.work_queue(ARCHIVER_DOCUMENTS)
+    dead_letters = analyzer.topology.dead_letter_queue(ANALYZER_DOCUMENTS)
+
+    async def settled() -> bool:
+        waiting = [await ready_count(rabbit_url, name) for name in (queue, dead_letters)]
+        return sum(waiting) > 0
+
+    await eventually(settled, timeout=300, every=0.5)
+    for letter in await drain(rabbit_url, dead_letters):
+        reason = str((letter.headers or {}).get(DEAD_LETTER_REASON_HEADER))
+        assert "model output invalid" in reason, reason  # not "the gateway refused the request"
+    for result in await analyzed(rabbit_url, analyzer.topology):
+        assert result.document.id == event.document.id
+        PROFILES.for_kind("generic").output_model.model_validate(result.analysis.result)
 
 
 async def test_the_eval_harness_reports_what_the_gateway_served(gateway: RunningGateway) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from sift_analyzer import core
 from sift_analyzer.evaluation.cli import with_examples
@@ -170,6 +171,22 @@ def test_gateway_priority(priority: Priority, age_days: int, expected: str) -> N
 def test_unsupported_schema_is_refused() -> None:
     with pytest.raises(SchemaError, match="unsupported"):
         model_from_schema({"type": "object", "properties": {"x": {"type": "null"}}})
+
+
+@pytest.mark.parametrize("pattern", ["^[^\\n]{1,129}$", "^[a-z]{200}$", "^x{0,10}y{5,300}$"])
+def test_a_pattern_repeating_past_xgrammars_limit_is_refused(pattern: str) -> None:
+    schema = {"type": "object", "properties": {"s": {"type": "string", "pattern": pattern}}}
+    with pytest.raises(SchemaError, match="xgrammar fails above 128"):
+        model_from_schema(schema)
+
+
+def test_a_pattern_split_below_xgrammars_limit_is_accepted() -> None:
+    pattern = "^[^\\n]{1,128}[^\\n]{0,32}$"
+    schema = {"type": "object", "properties": {"s": {"type": "string", "pattern": pattern}}}
+    model = model_from_schema(schema)
+    assert model.model_validate({"s": "x" * 160}).model_dump() == {"s": "x" * 160}
+    with pytest.raises(ValidationError, match="pattern"):
+        model.model_validate({"s": "x" * 161})
 
 
 def test_a_broken_profiles_file_names_the_variable(tmp_path: Path) -> None:

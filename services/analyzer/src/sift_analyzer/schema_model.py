@@ -6,6 +6,7 @@ numbers with `minimum`/`maximum`, booleans, and arrays with `items`/`maxItems`/`
 Anything else is a profile error at start-up, not a surprise at run time.
 """
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
@@ -13,6 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 _NUMBER_BOUNDS = {"minimum": "ge", "maximum": "le"}
 _STRING_BOUNDS = {"maxLength": "max_length", "minLength": "min_length", "pattern": "pattern"}
 _ARRAY_BOUNDS = {"maxItems": "max_length", "minItems": "min_length"}
+# vLLM's xgrammar (0.2.8, in vLLM 0.32) fails to compile a pattern repeating more than 128
+# times (`[^\n]{1,129}`): every request with the schema gets a 500. Split a longer bound
+# (`[^\n]{1,128}[^\n]{0,32}`) or use maxLength, which xgrammar enforces.
+MAX_PATTERN_REPEAT = 128
+_REPEAT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
 
 
 class SchemaError(ValueError):
@@ -62,6 +68,11 @@ def _annotation(schema: dict[str, Any], where: str) -> Any:
             raise SchemaError(
                 f"{where}: bound the length inside the pattern, not with max/minLength"
             )
+        if over := [b for b in _repeat_bounds(schema.get("pattern", "")) if b > MAX_PATTERN_REPEAT]:
+            raise SchemaError(
+                f"{where}: the pattern repeats up to {max(over)} times; vLLM's xgrammar fails "
+                f"above {MAX_PATTERN_REPEAT}: split the repetition or use maxLength"
+            )
         return Annotated[str, Field(strict=True, **_bounds(schema, _STRING_BOUNDS))]
     if kind == "integer":
         return Annotated[int, Field(strict=True, **_bounds(schema, _NUMBER_BOUNDS))]
@@ -75,6 +86,10 @@ def _annotation(schema: dict[str, Any], where: str) -> Any:
     if kind == "object":
         return _object_model(schema, where)
     raise SchemaError(f"{where}: unsupported type {kind!r}")
+
+
+def _repeat_bounds(pattern: str) -> list[int]:
+    return [int(high or low) for low, high in _REPEAT.findall(pattern)]
 
 
 def _identifier(name: str) -> str:
