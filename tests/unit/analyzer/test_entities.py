@@ -124,3 +124,57 @@ def test_the_bundled_table_has_no_alias_for_two_entities() -> None:
     for alias, entity in KNOWN.by_alias.items():
         assert seen.setdefault(alias, entity.name) == entity.name
     assert KnownEntities.of([KnownEntity(kind="company", name="X")]).find("x", None) is not None
+
+
+MERGER = "Exxon Mobil agreed to buy Pioneer. Mobil stations will keep their name; Bank of Korea"
+
+
+def test_part_of_another_name_of_the_document_adds_nothing() -> None:
+    chosen = select(
+        KNOWN,
+        subjects=[EntityRef(kind="company", name="Exxon Mobil")],
+        mentions=[mention("Mobil"), mention("Pioneer"), mention("Exxon Mobil")],
+        text=MERGER,
+        kinds=COMPANY,
+        score=65.0,
+    )
+    assert [m.name for m in chosen.mentions] == ["Exxon Mobil", "Pioneer"]
+    assert chosen.refused == {"part_of_a_name": 1}
+
+
+def test_parts_are_merged_into_a_mentioned_name_but_only_of_their_own_kind() -> None:
+    kinds = frozenset({"company", "place"})
+    chosen = select(
+        KNOWN,
+        subjects=[],
+        mentions=[
+            mention("Mobil"),
+            mention("Exxon Mobil"),
+            mention("Korea", "place"),
+            mention("Bank of Korea"),
+        ],
+        text=MERGER,
+        kinds=kinds,
+        score=None,
+    )
+    assert [(m.kind, m.name) for m in chosen.mentions] == [
+        ("company", "Exxon Mobil"),
+        ("place", "Korea"),
+        ("company", "Bank of Korea"),
+    ]
+
+
+def test_a_known_entity_is_never_merged_into_a_longer_name() -> None:
+    text = "Samsung Electronics and Samsung Electronics America both grew."
+    chosen = select(
+        KNOWN,
+        subjects=[],
+        mentions=[mention("Samsung Electronics"), mention("Samsung Electronics America")],
+        text=text,
+        kinds=COMPANY,
+        score=None,
+    )
+    assert [m.name for m in chosen.mentions] == [
+        "Samsung Electronics",
+        "Samsung Electronics America",
+    ]

@@ -187,12 +187,14 @@ def select(
     score: float | None,
 ) -> Selection:
     """Subjects (scored with the document's score) first, then the model's mentions that pass,
-    one per canonical key; a mention of a subject adds nothing."""
+    one per canonical key; a mention of a subject adds nothing, nor does an unknown name that
+    is part of another entity of the document (`part_of_a_name`)."""
     chosen: dict[str, EntityMention] = {}
     for subject in subjects:
         resolved = canonical(known, subject, score)
         chosen.setdefault(identity(resolved), resolved)
     refused: Counter[str] = Counter()
+    unknown: set[str] = set()
     for mention in mentions:
         reason = refusal(known, mention, text, kinds)
         if reason is not None:
@@ -200,8 +202,27 @@ def select(
             continue
         own = mention.score if mention.score is not None else score
         resolved = canonical(known, mention, own)
+        if identity(resolved) not in chosen and known.find(mention.name, mention.ticker) is None:
+            unknown.add(identity(resolved))
         chosen.setdefault(identity(resolved), resolved)
+    for key in unknown:
+        if _part_of_another(chosen[key], chosen.values()):
+            del chosen[key]
+            refused["part_of_a_name"] += 1
     return Selection(list(chosen.values()), refused)
+
+
+def _part_of_another(mention: EntityMention, others: Iterable[EntityMention]) -> bool:
+    """Whether the name is a run of whole words of a longer name of the same kind: the model
+    named part of a company ("Mobil" of "Exxon Mobil"), which would split its scores."""
+    words = fold(mention.name).split()
+    for other in others:
+        longer = fold(other.name).split()
+        if other.kind != mention.kind or len(longer) <= len(words):
+            continue
+        if any(longer[i : i + len(words)] == words for i in range(len(longer) - len(words) + 1)):
+            return True
+    return False
 
 
 def identity(mention: EntityRef) -> str:
