@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scripts.make_corpus import COMPANIES_EN, COMPANIES_KO
-from sift_analyzer.entities import canonical, load_known_entities
+from sift_analyzer.entities import canonical, is_word_run, load_known_entities
 from sift_common.contracts import EntityRef
 from sift_common.store.embedded import (
     DEFAULT_DATA_DIR,
@@ -95,14 +95,9 @@ GENERIC = {"corp", "corp.", "inc", "inc.", "co", "co.", "ltd", "plc", "group", "
 
 def part_of_a_name(name: str, real: set[str]) -> bool:
     """`name` is a real name, or a run of whole words of one that is not only "Corp" or such."""
-    words = name.casefold().split()
-    if set(words) <= GENERIC:
+    if set(name.casefold().split()) <= GENERIC:
         return False
-    for full in real:
-        whole = full.casefold().split()
-        if words and any(whole[n : n + len(words)] == words for n in range(len(whole))):
-            return True
-    return False
+    return any(is_word_run(name, full) for full in real)
 
 
 def corpus_entity_names() -> set[str]:

@@ -213,16 +213,22 @@ def select(
 
 
 def _part_of_another(mention: EntityMention, others: Iterable[EntityMention]) -> bool:
-    """Whether the name is a run of whole words of a longer name of the same kind: the model
-    named part of a company ("Mobil" of "Exxon Mobil"), which would split its scores."""
-    words = fold(mention.name).split()
-    for other in others:
-        longer = fold(other.name).split()
-        if other.kind != mention.kind or len(longer) <= len(words):
-            continue
-        if any(longer[i : i + len(words)] == words for i in range(len(longer) - len(words) + 1)):
-            return True
-    return False
+    """Whether the name is part of a longer name of the same kind: the model named part of a
+    company ("Mobil" of "Exxon Mobil"), which would split its scores."""
+    return any(
+        other.kind == mention.kind
+        and fold(other.name) != fold(mention.name)
+        and is_word_run(mention.name, other.name)
+        for other in others
+    )
+
+
+def is_word_run(part: str, name: str) -> bool:
+    """Whether `part` is a run of whole words of `name`, compared folded ("Mobil" of "Exxon
+    Mobil", not "Mob")."""
+    words, whole = fold(part).split(), fold(name).split()
+    span = len(words)
+    return span > 0 and any(whole[i : i + span] == words for i in range(len(whole) - span + 1))
 
 
 def identity(mention: EntityRef) -> str:
