@@ -230,6 +230,8 @@ async def test_a_cached_result_not_yet_recorded_is_republished_without_an_llm_ca
 
 
 REDIS_GONE_S = 10.0  # past the Redis client's own retries (at most ~7 s of backoff)
+# Past the test lease (3 s) with room for Redis's own shutdown: no renewal can succeed.
+ANSWER_AFTER_S = 8.0
 
 
 async def test_an_answer_that_arrives_while_redis_is_gone_is_not_paid_for_twice(
@@ -238,11 +240,13 @@ async def test_an_answer_that_arrives_while_redis_is_gone_is_not_paid_for_twice(
     """Redis stops while the LLM call is open, stays away past the client's retries after the
     answer came, and comes back empty: the answer is published once, from the copy the analyzer
     kept, and the FAKE upstream saw one call (before the fix: a second call after Redis
-    returned, the first answer thrown away with the cache write that failed)."""
+    returned, the first answer thrown away with the cache write that failed). The answer comes
+    after the lease ran out, so the publish must wait for the retry: an answer inside the lease
+    was published at once, by chance, and the kept copy went untested."""
     redis = PrivateRedis(tmp_path / "redis")
     redis.start()
     fake = await fakes(model="fake-chat")
-    fake.default = Behaviour(content=VALID_NEWS, delay_s=1.0)
+    fake.default = Behaviour(content=VALID_NEWS, delay_s=ANSWER_AFTER_S)
     try:
         async with running_gateway(
             tmp_path, {"fake": chat_profile(fake.url)}, {"chat": "fake"}

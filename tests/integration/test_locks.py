@@ -243,6 +243,30 @@ async def test_a_redis_outage_shorter_than_the_lease_left_keeps_the_lease(
         await proxy.close()
 
 
+async def test_a_release_that_cannot_reach_redis_leaves_the_key_to_run_out(
+    redis: Redis, redis_url: str, namespace: str
+) -> None:
+    """Redis unreachable as the block ends: the block's work is done, so the release failing
+    must not raise out of `async with` (it once did: a published analysis went back to the
+    retry ladder); the key expires by itself within the lease."""
+    url = URL(redis_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 6379)
+    await proxy.start()
+    client = make_redis(str(url.with_host("127.0.0.1").with_port(proxy.port)))
+    key = f"{namespace}lock:doc"
+    try:
+        lease = await LeaseLock(client, key, lease_ms=2_000).acquire()
+        assert lease is not None
+        async with lease:
+            assert await proxy.cut(refuse_s=60) >= 1, "the client's connection was cut"
+        assert proxy.stats.refused >= 1, "the release met the outage"
+        assert _watchdogs() == []
+        await _wait_until_gone(redis, key, within_s=5)
+    finally:
+        await client.aclose()
+        await proxy.close()
+
+
 async def test_fencing_tokens_keep_rising_after_redis_loses_its_data(
     redis: Redis, namespace: str
 ) -> None:

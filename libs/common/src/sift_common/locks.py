@@ -194,7 +194,19 @@ class Lease:
     ) -> None:
         if self._released:
             return
-        if not await self.release() and not self.lost.is_set():
+        try:
+            released = await self.release()
+        except (RedisError, TimeoutError) as exc:
+            # The block's work is done (or its own error is on the way out): a release that
+            # cannot reach Redis must not turn it into a failure; the key runs out by itself.
+            self._released = True
+            logger.warning(
+                "lease not released, Redis unreachable; it expires within the lease: %r",
+                exc,
+                extra={"lock_key": self.key, "fencing_token": self.fencing_token},
+            )
+            return
+        if not released and not self.lost.is_set():
             logger.warning(
                 "lease was no longer held at release",
                 extra={"lock_key": self.key, "fencing_token": self.fencing_token},
