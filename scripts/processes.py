@@ -5,12 +5,17 @@ A `Child` is one program started with its output appended to a log file, by defa
 children, in order), and a stop reaches whatever it forked (vLLM's engine core, Erlang's
 helpers). Stopping is SIGTERM to the group, a wait, then SIGKILL to whatever is left.
 
-Ports: `free_port` / `free_ports` bind port 0 and close, so the port is free *now*; a child that
-binds it a moment later almost always gets it, which is all a test or a bench needs.
+Ports: `free_port` / `free_ports` hand out ports that nothing is bound to *now*, drawn below the
+kernel's ephemeral range. A child binds its port seconds later (vLLM after ~15 s of imports), and
+a port from the ephemeral range (what binding port 0 gives) can be taken meanwhile as the local
+end of any outgoing connection on the machine: CI once saw vLLM fail `Address already in use`
+with a test lane beside it opening thousands of connections. Below the range only another
+explicit bind can take it.
 """
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,16 +32,42 @@ import psutil
 LOCALHOST = "127.0.0.1"
 
 
-def free_ports(count: int, host: str = LOCALHOST) -> list[int]:
-    """`count` distinct ports nothing listens on right now."""
-    sockets = [socket.socket() for _ in range(count)]
+LOWEST_PORT = 10_000  # above the well-known and the usual registered service ports
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+EPHEMERAL_LOW = 32_768  # Linux's default, where the range cannot be read
+
+
+def ephemeral_low() -> int:
+    """The first port the kernel hands to outgoing connections and to binds of port 0."""
     try:
-        for sock in sockets:
-            sock.bind((host, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return EPHEMERAL_LOW
+
+
+def free_ports(count: int, host: str = LOCALHOST) -> list[int]:
+    """`count` distinct ports nothing is bound to right now, below the ephemeral range."""
+    ceiling = ephemeral_low()
+    if ceiling - LOWEST_PORT < 1_000:
+        raise RuntimeError(f"too few ports below the ephemeral range (it starts at {ceiling})")
+    rng = random.SystemRandom()  # processes started together must not draw the same ports
+    ports: list[int] = []
+    for _ in range(100 * count):
+        port = rng.randrange(LOWEST_PORT, ceiling)
+        if port not in ports and _bindable(host, port):
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise RuntimeError(f"found {len(ports)} of {count} free ports below {ceiling}")
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port(host: str = LOCALHOST) -> int:
