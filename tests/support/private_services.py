@@ -7,7 +7,8 @@ stopped by the test session that started it.
 - RabbitMQ: Debian's `rabbitmq-server` started straight from its sbin folder (the /usr/sbin
   wrapper re-runs itself as the `rabbitmq` user), node `sift-test-<port>@localhost`, its own
   config, env file, mnesia, logs, empty plugin list, Erlang cookie (HOME) and distribution
-  port. It registers with the machine's epmd, which is shared and left alone.
+  port, and the advanced.config Sift ships (deploy/rabbitmq/): the tests run the broker
+  settings production runs. It registers with the machine's epmd, shared and left alone.
 - Redis: `redis-server` with `--save ''` and an append-only file, so a restart keeps the data
   unless asked to lose it (the directory wiped between stop and start).
 - PostgreSQL: the embedded pgvector server (`sift_common.store.embedded`), which listens on a
@@ -22,7 +23,9 @@ from pathlib import Path
 
 from scripts.processes import Child, free_ports, wait_for
 from sift_common.store.embedded import start_embedded_postgres, stop_embedded_postgres
+from tests.conftest import ROOT
 
+SHIPPED_ADVANCED_CONFIG = ROOT / "deploy" / "rabbitmq" / "advanced.config"
 RABBIT_SBIN = sorted(Path("/usr/lib/rabbitmq/lib").glob("rabbitmq_server-*/sbin"))
 
 
@@ -39,11 +42,13 @@ class PrivateRabbit:
         (root / "enabled_plugins").write_text("")
         config = f"listeners.tcp.1 = 127.0.0.1:{self.port}\nlog.file.level = info\n"
         (root / "rabbitmq.conf").write_text(config)
+        (root / "advanced.config").write_text(SHIPPED_ADVANCED_CONFIG.read_text())
         self.env = {
             **os.environ,
             "HOME": str(root),  # the Erlang cookie lives here, for the node and rabbitmqctl
             "RABBITMQ_CONF_ENV_FILE": str(root / "env.conf"),
             "RABBITMQ_CONFIG_FILE": str(root / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(root / "advanced.config"),
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),

@@ -185,3 +185,21 @@ def test_the_gateway_profiles_are_composes() -> None:
     mounts = containers(_workloads()["gateway"])[0]["volumeMounts"]
     path = {v["name"]: v.get("value") for v in _env("gateway")}["SIFT_GATEWAY_PROFILES"]
     assert {"name": "profiles", "mountPath": str(Path(path).parent), "readOnly": True} in mounts
+
+
+def test_rabbitmq_runs_the_shipped_advanced_config_in_compose_and_kubernetes() -> None:
+    shipped = ROOT / "deploy" / "rabbitmq" / "advanced.config"
+    target = "/etc/rabbitmq/advanced.config"
+    config = COMPOSE["configs"]["rabbitmq-advanced"]
+    assert (ROOT / config["file"]).resolve() == shipped
+    assert {"source": "rabbitmq-advanced", "target": target} in COMPOSE["services"]["rabbitmq"][
+        "configs"
+    ]
+    for overlay in ("overlays/cpu", "overlays/gpu"):
+        config_map = by_kind(rendered(overlay), "ConfigMap")["rabbitmq-config"]
+        assert config_map["data"]["advanced.config"] == shipped.read_text(), "word for word"
+        rabbitmq = _workloads(overlay)["rabbitmq"]
+        mounts = containers(rabbitmq)[0]["volumeMounts"]
+        assert {"name": "config", "mountPath": target, "subPath": "advanced.config"} in mounts
+        volumes = rabbitmq["spec"]["template"]["spec"]["volumes"]
+        assert {"name": "config", "configMap": {"name": "rabbitmq-config"}} in volumes
