@@ -18,6 +18,7 @@ from pathlib import Path
 import aio_pika
 import pytest
 
+from sift_common.messaging.topology import AT_LEAST_ONCE
 from tests.support.rabbit_cluster import PrivateRabbitCluster
 
 pytestmark = pytest.mark.integration
@@ -71,8 +72,7 @@ async def test_a_dead_letter_whose_target_was_down_arrives_within_the_shipped_ti
                 "x-message-ttl": TTL_MS,
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": "target",
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
+                **AT_LEAST_ONCE,
             },
         )  # the shape of Sift's retry queues (sift_common.messaging.topology)
         assert cluster.leader_of("target") == "b"
